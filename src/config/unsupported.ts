@@ -1,0 +1,69 @@
+// Features this version validates but does not implement yet. A config that uses one is refused,
+// at the field that uses it, rather than accepted and silently ignored. When a feature lands, its
+// row is deleted here (and from the list in docs/configuration.md, which a test keeps in step).
+
+import type { GatewayFile, RoutesFile, RouteEntry, UpstreamEntry } from './schema.js';
+import type { FieldPath } from './source.js';
+
+export type UnsupportedFeature =
+  | { readonly file: 'gateway'; readonly feature: string; readonly find: (raw: GatewayFile) => FieldPath[] }
+  | { readonly file: 'routes'; readonly feature: string; readonly find: (raw: RoutesFile) => FieldPath[] };
+
+function inRoutes(raw: RoutesFile, uses: (route: RouteEntry) => string | null): FieldPath[] {
+  return raw.routes.flatMap((route, i) => {
+    const field = uses(route);
+    return field === null ? [] : [['routes', i, field]];
+  });
+}
+
+function inUpstreams(raw: RoutesFile, uses: (upstream: UpstreamEntry) => string | null): FieldPath[] {
+  return Object.entries(raw.upstreams ?? {}).flatMap(([name, upstream]) => {
+    const field = uses(upstream);
+    return field === null ? [] : [['upstreams', name, field]];
+  });
+}
+
+const nonEmpty = (map: Readonly<Record<string, unknown>> | undefined): boolean => map !== undefined && Object.keys(map).length > 0;
+
+export const UNSUPPORTED_FEATURES: readonly UnsupportedFeature[] = [
+  { file: 'gateway', feature: 'TLS termination', find: (g) => g.listeners.flatMap((l, i) => (l.tls ? [['listeners', i, 'tls']] : [])) },
+  { file: 'gateway', feature: 'Redis (shared rate-limit state)', find: (g) => (g.redis ? [['redis']] : []) },
+  { file: 'gateway', feature: 'more than one worker process', find: (g) => (g.workers !== undefined && g.workers !== 1 ? [['workers']] : []) },
+  { file: 'routes', feature: 'JWT authentication (jwtProviders)', find: (r) => (nonEmpty(r.jwtProviders) ? [['jwtProviders']] : []) },
+  { file: 'routes', feature: 'rate limiting (rateLimits)', find: (r) => (nonEmpty(r.rateLimits) ? [['rateLimits']] : []) },
+  { file: 'routes', feature: 'JWT authentication (auth)', find: (r) => inRoutes(r, (route) => (route.auth !== undefined && route.auth !== 'none' ? 'auth' : null)) },
+  { file: 'routes', feature: 'rate limiting (rateLimit)', find: (r) => inRoutes(r, (route) => ((route.rateLimit?.length ?? 0) > 0 ? 'rateLimit' : null)) },
+  { file: 'routes', feature: 'DNS discovery', find: (r) => inUpstreams(r, (u) => (u.discovery ? 'discovery' : null)) },
+  { file: 'routes', feature: 'active health checking', find: (r) => inUpstreams(r, (u) => (u.healthCheck ? 'healthCheck' : null)) },
+  { file: 'routes', feature: 'the peak-ewma balancer', find: (r) => inUpstreams(r, (u) => (u.balancer === 'peak-ewma' ? 'balancer' : null)) },
+  { file: 'routes', feature: 'the consistent-hash balancer', find: (r) => inUpstreams(r, (u) => (u.balancer === 'consistent-hash' ? 'balancer' : null)) },
+  { file: 'routes', feature: 'hashOn (consistent hashing)', find: (r) => inUpstreams(r, (u) => (u.hashOn ? 'hashOn' : null)) },
+  { file: 'routes', feature: 'matching on headers and query (match)', find: (r) => inRoutes(r, (route) => (route.match ? 'match' : null)) },
+  { file: 'routes', feature: 'traffic splitting (split)', find: (r) => inRoutes(r, (route) => (route.split ? 'split' : null)) },
+  { file: 'routes', feature: 'request mirroring (mirror)', find: (r) => inRoutes(r, (route) => (route.mirror ? 'mirror' : null)) },
+  { file: 'routes', feature: 'header rewriting (headers)', find: (r) => inRoutes(r, (route) => (route.headers ? 'headers' : null)) },
+  { file: 'routes', feature: 'CORS (cors)', find: (r) => inRoutes(r, (route) => (route.cors ? 'cors' : null)) },
+  { file: 'routes', feature: 'fault injection (fault)', find: (r) => inRoutes(r, (route) => (route.fault ? 'fault' : null)) },
+  { file: 'routes', feature: 'WebSocket proxying (websocket: true)', find: (r) => inRoutes(r, (route) => (route.websocket === true ? 'websocket' : null)) },
+];
+
+export interface UnsupportedUse {
+  readonly path: FieldPath;
+  readonly message: string;
+}
+
+export function unsupportedMessage(feature: string): string {
+  return `${feature} is not supported yet in this version`;
+}
+
+export function findUnsupportedInGateway(raw: GatewayFile): UnsupportedUse[] {
+  return UNSUPPORTED_FEATURES.flatMap((entry) =>
+    entry.file === 'gateway' ? entry.find(raw).map((path) => ({ path, message: unsupportedMessage(entry.feature) })) : [],
+  );
+}
+
+export function findUnsupportedInRoutes(raw: RoutesFile): UnsupportedUse[] {
+  return UNSUPPORTED_FEATURES.flatMap((entry) =>
+    entry.file === 'routes' ? entry.find(raw).map((path) => ({ path, message: unsupportedMessage(entry.feature) })) : [],
+  );
+}

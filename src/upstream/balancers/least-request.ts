@@ -13,8 +13,9 @@
 // unit of weight, so an endpoint of weight 3 is "as loaded" as one of weight 1 with a third of its
 // requests (nginx's least_conn compares the same ratio). The comparison is cross-multiplied
 // (`a.inFlight * b.weight` vs `b.inFlight * a.weight`): no division, exact for integer counts.
-// Envoy instead scores `weight / (inFlight + 1)`, which makes the heavier endpoint of a pair win
-// every idle comparison: at low concurrency all traffic would go to the heaviest endpoint. Here an
+// Envoy, when weights differ, leaves two choices for a weighted round robin over effective
+// weights `weight / (inFlight + 1)`; scoring a pair by that instead would let the heavier endpoint
+// win every idle comparison, sending all low-concurrency traffic to the heaviest endpoint. Here an
 // idle (or otherwise tied) pair is split at random in proportion to weight, so light traffic still
 // follows the weights (exactly so with two candidates; with more, the two are drawn uniformly and
 // shares tend towards the weights without matching them exactly).

@@ -1,0 +1,90 @@
+import type { GatewayConfig, RedisConfig } from '../config/types.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { EndpointStateCount } from './metrics.js';
+
+const REDACTED = '[redacted]';
+
+/** `redis://user:secret@host` → `redis://user:[redacted]@host`: URLs are the one place secrets hide here. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password === '') return url;
+    parsed.password = REDACTED;
+    return parsed.toString();
+  } catch {
+    return REDACTED;
+  }
+}
+
+function redactRedis(redis: RedisConfig | null): RedisConfig | null {
+  if (redis === null) return null;
+  return {
+    ...redis,
+    url: redis.url === null ? null : redactUrl(redis.url),
+    cluster: redis.cluster === null ? null : redis.cluster.map(redactUrl),
+  };
+}
+
+function redactGateway(gateway: GatewayConfig): GatewayConfig {
+  return { ...gateway, redis: redactRedis(gateway.redis) };
+}
+
+/** GET /config: the running snapshot's effective configuration. */
+export function configDump(snapshot: Snapshot): object {
+  const { file: _file, ...routes } = snapshot.routesConfig;
+  return {
+    version: snapshot.version,
+    loadedAt: snapshot.loadedAt.toISOString(),
+    gateway: redactGateway(snapshot.gateway),
+    ...routes,
+  };
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** GET /upstreams (SPEC §5). */
+export function upstreamsDump(snapshot: Snapshot | null): object {
+  if (snapshot === null) return { upstreams: [] };
+  const upstreams = [];
+  for (const pool of snapshot.pools.values()) {
+    upstreams.push({
+      name: pool.name,
+      balancer: pool.config.balancer,
+      panic: pool.panic,
+      endpoints: pool.members.map((member) => {
+        const e = member.endpoint;
+        return {
+          address: e.address,
+          url: e.url,
+          weight: member.weight,
+          state: e.state,
+          ejections: e.ejections,
+          ejectedUntil: iso(e.ejectedUntil),
+          lastEjection: e.lastEjection === null ? null : {
+            reason: e.lastEjection.reason,
+            detail: e.lastEjection.detail,
+            at: new Date(e.lastEjection.at).toISOString(),
+            durationMs: e.lastEjection.durationMs,
+          },
+          inFlight: e.inFlight,
+          latencyEwmaMs: Math.round(e.latencyEwmaMs * 1000) / 1000,
+        };
+      }),
+    });
+  }
+  return { upstreams };
+}
+
+/** Rows of gateway_upstream_endpoints, read at scrape time. */
+export function endpointStateCounts(snapshot: Snapshot | null): EndpointStateCount[] {
+  if (snapshot === null) return [];
+  const rows: EndpointStateCount[] = [];
+  for (const pool of snapshot.pools.values()) {
+    const counts = new Map<string, number>([['healthy', 0], ['ejected', 0], ['unhealthy', 0], ['draining', 0]]);
+    for (const m of pool.members) counts.set(m.endpoint.state, (counts.get(m.endpoint.state) ?? 0) + 1);
+    for (const [state, count] of counts) rows.push({ upstream: pool.name, state, count });
+  }
+  return rows;
+}

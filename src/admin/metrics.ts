@@ -1,0 +1,117 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+// Every metric of the gateway, declared in one place (SPEC §5 names and labels are a contract).
+// Label values never come unbounded from clients: routes, upstreams and endpoints come from
+// config, methods are folded into a fixed set, statuses are numeric codes.
+
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+export function methodLabel(method: string): string {
+  return STANDARD_METHODS.has(method) ? method : 'OTHER';
+}
+
+/** Label for requests that matched no route. */
+export const UNMATCHED_ROUTE = '_unmatched';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export interface EndpointStateCount {
+  readonly upstream: string;
+  readonly state: string;
+  readonly count: number;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'gateway_requests_total',
+    help: 'Requests answered, by route, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new Histogram({
+    name: 'gateway_request_duration_seconds',
+    help: 'Time from receiving a request to the end of its response, by route.',
+    labelNames: ['route'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly upstreamRequests = new Counter({
+    name: 'gateway_upstream_requests_total',
+    help: 'Upstream attempts by pool, endpoint and status (the status the gateway answered when the upstream gave no HTTP answer).',
+    labelNames: ['upstream', 'endpoint', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: 'gateway_upstream_request_duration_seconds',
+    help: 'Time of one upstream attempt, from dispatch to the end of the response body, by pool.',
+    labelNames: ['upstream'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly upstreamEndpoints: Gauge<'upstream' | 'state'>;
+
+  readonly outlierEjections = new Counter({
+    name: 'gateway_outlier_ejections_total',
+    help: 'Endpoints ejected by outlier detection, by reason.',
+    labelNames: ['upstream', 'endpoint', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ratelimitDecisions = new Counter({
+    name: 'gateway_ratelimit_decisions_total',
+    help: 'Rate-limit decisions by policy: allowed, limited or store_error.',
+    labelNames: ['policy', 'decision'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jwtVerifications = new Counter({
+    name: 'gateway_jwt_verifications_total',
+    help: 'JWT verifications by provider and result.',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly jwksFetches = new Counter({
+    name: 'gateway_jwks_fetches_total',
+    help: 'JWKS fetches by provider and result.',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configReloads = new Counter({
+    name: 'gateway_config_reloads_total',
+    help: 'Routes reloads by result (success or failure).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly lastReloadSuccess = new Gauge({
+    name: 'gateway_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last successful load of the routes file.',
+    registers: [this.registry],
+  });
+
+  /** `endpointStates` is read at scrape time, so the request path never updates this gauge. */
+  constructor(endpointStates: () => readonly EndpointStateCount[]) {
+    this.upstreamEndpoints = new Gauge({
+      name: 'gateway_upstream_endpoints',
+      help: 'Endpoints per pool and state (healthy, ejected, unhealthy, draining).',
+      labelNames: ['upstream', 'state'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const row of endpointStates()) this.set({ upstream: row.upstream, state: row.state }, row.count);
+      },
+    });
+    // Both reload outcomes exist from the start so rate() over them works before the first reload.
+    this.configReloads.inc({ result: 'success' }, 0);
+    this.configReloads.inc({ result: 'failure' }, 0);
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,58 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ConfigIssue } from '../errors.js';
+import type { SnapshotHolder } from '../snapshot/holder.js';
+import type { ReloadResult } from '../snapshot/reloader.js';
+import type { GatewayMetrics } from './metrics.js';
+import { configDump, upstreamsDump } from './dumps.js';
+
+export interface AdminDeps {
+  readonly holder: SnapshotHolder;
+  readonly metrics: GatewayMetrics;
+  readonly reload: () => Promise<ReloadResult>;
+  readonly isDraining: () => boolean;
+}
+
+/**
+ * The admin listener (SPEC §5). A separate server so it can stay up during a drain and never be
+ * reachable through a public listener's routes.
+ */
+export function createAdminServer(deps: AdminDeps): FastifyInstance {
+  const app = Fastify({ logger: false, exposeHeadRoutes: true });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const ready = deps.holder.current !== null && !deps.isDraining();
+    reply.code(ready ? 200 : 503);
+    return { status: ready ? 'ready' : deps.isDraining() ? 'draining' : 'loading' };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  app.get('/config', async (_request, reply) => {
+    const snapshot = deps.holder.current;
+    if (snapshot === null) {
+      reply.code(503);
+      return { error: 'no configuration loaded' };
+    }
+    return configDump(snapshot);
+  });
+
+  app.get('/upstreams', async () => upstreamsDump(deps.holder.current));
+
+  app.post('/reload', async (_request, reply) => {
+    const result = await deps.reload();
+    if (result.result === 'success') return { result: 'success', version: result.version, changed: result.changed };
+    reply.code(422);
+    return { result: 'failure', errors: result.errors.map(issueJson) };
+  });
+
+  return app;
+}
+
+function issueJson(issue: ConfigIssue): ConfigIssue {
+  return { file: issue.file, line: issue.line, col: issue.col, path: issue.path, message: issue.message };
+}

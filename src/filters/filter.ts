@@ -1,0 +1,27 @@
+import type { IncomingMessage } from 'node:http';
+import type { GatewayError } from '../errors.js';
+
+/** What a filter may read and add to while deciding about one request. */
+export interface FilterContext {
+  readonly req: IncomingMessage;
+  readonly requestId: string;
+  readonly clientIp: string;
+  readonly routeName: string;
+  /** Headers to add to the upstream request (after hop-by-hop removal), set by filters. */
+  readonly upstreamHeaders: Record<string, string>;
+  /** Headers to add to the client response, whatever it is (e.g. RateLimit-*). */
+  readonly responseHeaders: Record<string, string>;
+  /** Values filters hand to later stages and to the access log (e.g. JWT subject). */
+  readonly attributes: Map<string, string>;
+}
+
+/**
+ * A per-route stage between routing and forwarding (JWT auth, rate limiting, ...). Built once per
+ * snapshot from the route's config; `apply` runs per request and returns null to let the request
+ * continue, or the error the client must get. Synchronous filters return directly so a chain
+ * with no async filter never awaits.
+ */
+export interface RequestFilter {
+  readonly name: string;
+  apply(ctx: FilterContext): GatewayError | null | Promise<GatewayError | null>;
+}

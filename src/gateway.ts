@@ -1,0 +1,152 @@
+import { writeFile, rm } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { GatewayMetrics } from './admin/metrics.js';
+import { endpointStateCounts } from './admin/dumps.js';
+import { createAdminServer } from './admin/server.js';
+import type { GatewayConfig } from './config/types.js';
+import { ConfigError, GatewayError } from './errors.js';
+import { ProxyEngine } from './proxy/engine.js';
+import { createPublicListener } from './proxy/listener.js';
+import { SnapshotHolder } from './snapshot/holder.js';
+import { type ReloadResult, Reloader } from './snapshot/reloader.js';
+import { EndpointRegistry } from './upstream/registry.js';
+
+export interface GatewayOptions {
+  readonly config: GatewayConfig;
+  /** Defaults to a pino logger writing JSON lines to stdout at `log.level`. */
+  readonly logger?: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface BoundAddress {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * The running gateway: public listeners, the admin listener, and the snapshot they serve. Signals
+ * are wired by the CLI, not here, so tests can run several gateways in one process.
+ */
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly holder = new SnapshotHolder();
+  readonly #registry = new EndpointRegistry();
+  readonly #reloader: Reloader;
+  readonly #listeners: { name: string; app: FastifyInstance }[] = [];
+  #admin: FastifyInstance | null = null;
+  #draining = false;
+  #stopped: Promise<void> | null = null;
+
+  constructor(options: GatewayOptions) {
+    this.config = options.config;
+    this.log = options.logger ?? pino({ level: options.config.log.level, base: { pid: process.pid } });
+    this.metrics = new GatewayMetrics(() => endpointStateCounts(this.holder.current));
+    this.#reloader = new Reloader({
+      gateway: this.config,
+      holder: this.holder,
+      registry: this.#registry,
+      metrics: this.metrics,
+      log: this.log,
+      env: options.env,
+    });
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Loads the routes file and starts listening; throws ConfigError when the first load fails. */
+  async start(): Promise<void> {
+    const first = await this.#reloader.reload();
+    if (first.result === 'failure') throw new ConfigError(first.errors);
+
+    const engine = new ProxyEngine({
+      holder: this.holder,
+      metrics: this.metrics,
+      accessLog: this.config.log.accessLog ? this.log.child({ log: 'access' }) : null,
+      trustedProxies: this.config.trustedProxies,
+      bodyLimit: this.config.limits.bodyLimit,
+    });
+
+    this.#admin = createAdminServer({
+      holder: this.holder,
+      metrics: this.metrics,
+      reload: () => this.reload(),
+      isDraining: () => this.#draining,
+    });
+    await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
+
+    for (const listener of this.config.listeners) {
+      const app = createPublicListener(listener, this.config.limits, engine);
+      await this.#listen(app, listener.name, listener.address, listener.port);
+      this.#listeners.push({ name: listener.name, app });
+    }
+    if (this.config.pidFile !== null) await writeFile(this.config.pidFile, `${process.pid}\n`);
+    this.log.info({ event: 'started', version: this.holder.current?.version, listeners: this.addresses() }, 'gateway started');
+  }
+
+  async #listen(app: FastifyInstance, name: string, host: string, port: number): Promise<void> {
+    try {
+      await app.listen({ host, port });
+    } catch (err) {
+      throw new GatewayError('GW_ERR_LISTEN_FAILED', [`${name} ${host}:${port}`, (err as Error).message], { cause: err });
+    }
+  }
+
+  reload(): Promise<ReloadResult> {
+    return this.#reloader.reload();
+  }
+
+  /** The addresses actually bound (port 0 in config means "any free port", handy for tests). */
+  addresses(): BoundAddress[] {
+    const out: BoundAddress[] = [];
+    const add = (name: string, app: FastifyInstance | null): void => {
+      const addr = app?.server.address();
+      if (addr !== null && addr !== undefined && typeof addr === 'object') out.push({ name, address: addr.address, port: addr.port });
+    };
+    add('admin', this.#admin);
+    for (const l of this.#listeners) add(l.name, l.app);
+    return out;
+  }
+
+  /**
+   * Graceful drain (SPEC §2): /readyz turns 503, public listeners stop accepting, in-flight
+   * requests finish within shutdownTimeout, then everything closes. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#drain();
+    return this.#stopped;
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    this.log.info({ event: 'draining' }, 'draining: no new connections, finishing in-flight requests');
+    const closing = Promise.all(this.#listeners.map((l) => l.app.close()));
+    // Keep-alive connections become idle as their last response ends; close each then, or a
+    // client that keeps its connection open would hold the drain until keepAliveTimeout.
+    const idleCloser = setInterval(() => {
+      for (const l of this.#listeners) l.app.server.closeIdleConnections();
+    }, 100);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.config.limits.shutdownTimeoutMs);
+      timer.unref();
+    });
+    const outcome = await Promise.race([closing.then(() => 'closed' as const), timedOut]);
+    clearTimeout(timer);
+    clearInterval(idleCloser);
+    if (outcome === 'timeout') {
+      this.log.warn({ event: 'drain_timeout' }, 'shutdownTimeout reached: closing remaining connections');
+      for (const l of this.#listeners) l.app.server.closeAllConnections();
+      await closing;
+    }
+    await this.#registry.closeAll();
+    await this.#admin?.close();
+    if (this.config.pidFile !== null) await rm(this.config.pidFile, { force: true });
+    this.log.info({ event: 'stopped' }, 'gateway stopped');
+  }
+}

@@ -1,0 +1,292 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { GatewayError } from '../errors.js';
+import type { RetryCondition } from '../config/types.js';
+import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
+import type { PoolMember } from '../upstream/member.js';
+import type { AttemptOutcome, FailureKind } from '../upstream/outcome.js';
+import { writeError } from './error-reply.js';
+import { clientResponseHeaders } from './headers.js';
+import { classifyUpstreamError } from './upstream-errors.js';
+
+/** What the exchange reports once the client's response is over (or abandoned). */
+export interface ExchangeRecorder {
+  attemptFinished(exchange: ProxyExchange, member: PoolMember, outcome: AttemptOutcome): void;
+  exchangeFinished(exchange: ProxyExchange): void;
+}
+
+// RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried after
+// the request may have reached the upstream.
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** Status the access log and metrics record when the client went away before its response. */
+export const CLIENT_CLOSED_STATUS = 499;
+
+class RetrySignal extends Error {
+  readonly code = 'GW_RETRY';
+}
+
+class ClientClosedSignal extends Error {
+  readonly code = 'GW_CLIENT_CLOSED';
+}
+
+/**
+ * One client request's journey upstream: it is the undici dispatch handler of each attempt and
+ * writes the response straight into the client's ServerResponse (the fastest path measured, see
+ * docs/proxying.md). Retries on another endpoint when the pool's retry policy allows and nothing
+ * has been sent to the client yet.
+ */
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snapshot: Snapshot;
+  readonly route: CompiledRoute;
+  readonly requestId: string;
+  readonly clientIp: string;
+  readonly startedAt: number;
+  readonly method: string;
+
+  /** Final status the client got (or CLIENT_CLOSED_STATUS). */
+  status = 0;
+  bytesOut = 0;
+  upstreamMs = 0;
+  attempts = 0;
+  member: PoolMember | null = null;
+  /** `host:port` of the endpoint of the latest attempt, for the access log. */
+  endpointAddress: string | null = null;
+
+  readonly #recorder: ExchangeRecorder;
+  readonly #path: string;
+  readonly #headers: string[];
+  readonly #body: Readable | null;
+  readonly #extraResponseHeaders: Readonly<Record<string, string>> | null;
+  #controller: Dispatcher.DispatchController | null = null;
+  #attemptStartedAt = 0;
+  #tried: PoolMember[] | null = null;
+  #retryPending = false;
+  #isRetry = false;
+  #clientGone = false;
+  #finished = false;
+  #paused = false;
+
+  constructor(init: {
+    req: IncomingMessage;
+    res: ServerResponse;
+    snapshot: Snapshot;
+    route: CompiledRoute;
+    requestId: string;
+    clientIp: string;
+    startedAt: number;
+    path: string;
+    headers: string[];
+    body: Readable | null;
+    extraResponseHeaders: Readonly<Record<string, string>> | null;
+    recorder: ExchangeRecorder;
+  }) {
+    this.req = init.req;
+    this.res = init.res;
+    this.snapshot = init.snapshot;
+    this.route = init.route;
+    this.requestId = init.requestId;
+    this.clientIp = init.clientIp;
+    this.startedAt = init.startedAt;
+    this.method = init.req.method ?? 'GET';
+    this.#path = init.path;
+    this.#headers = init.headers;
+    this.#body = init.body;
+    this.#extraResponseHeaders = init.extraResponseHeaders;
+    this.#recorder = init.recorder;
+    init.res.once('close', this.#onClientClose);
+  }
+
+  /** Sends the first attempt to `member`. */
+  start(member: PoolMember): void {
+    this.route.pool.requestStarted();
+    this.#dispatch(member);
+  }
+
+  #dispatch(member: PoolMember): void {
+    this.member = member;
+    this.endpointAddress = member.address;
+    this.attempts++;
+    this.#controller = null;
+    this.#attemptStartedAt = performance.now();
+    member.endpoint.begin();
+    member.endpoint.dispatcher.dispatch(
+      {
+        path: this.#path,
+        method: this.method as Dispatcher.HttpMethod,
+        headers: this.#headers,
+        body: this.#body,
+        headersTimeout: this.route.requestTimeoutMs,
+        // Streaming responses may legitimately pause; bounded so a stalled upstream frees the slot.
+        bodyTimeout: 300_000,
+      },
+      this,
+    );
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#clientGone) controller.abort(new ClientClosedSignal('client closed'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    if (statusCode < 200) return; // 1xx informational: Node answers the client's own Expect itself
+    if (this.#shouldRetryStatus(statusCode)) {
+      this.#retryPending = true;
+      this.#completeAttempt(statusCode, null);
+      controller.abort(new RetrySignal('retry'));
+      return;
+    }
+    this.status = statusCode;
+    const res = this.res;
+    if (res.destroyed) return;
+    res.writeHead(statusCode, statusMessage || undefined, clientResponseHeaders(headers, this.requestId, this.#extraResponseHeaders));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytesOut += chunk.length;
+    if (!this.res.write(chunk) && !this.#paused) {
+      // Backpressure: stop reading from the upstream until the client has drained.
+      this.#paused = true;
+      controller.pause();
+      this.res.once('drain', this.#onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#completeAttempt(this.status, null);
+    this.res.end();
+    this.#finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#retryPending) {
+      // The attempt was already recorded when its status asked for a retry.
+      this.#retryPending = false;
+      this.#retry();
+      return;
+    }
+    if (err instanceof ClientClosedSignal || this.#clientGone) {
+      this.#completeAttempt(CLIENT_CLOSED_STATUS, null);
+      this.status = CLIENT_CLOSED_STATUS;
+      this.#finish();
+      return;
+    }
+    const code = (err as { code?: string }).code;
+    if (code === 'GW_ERR_REQUEST_BODY_TOO_LARGE' && err instanceof GatewayError) {
+      this.#completeAttempt(err.status, null);
+      this.#fail(err, true);
+      return;
+    }
+    const failure = classifyUpstreamError(err);
+    this.#completeAttempt(failure.status, failure.failure);
+    if (!this.res.headersSent && this.#canRetryFailure(failure.failure, failure.status)) {
+      this.#retry();
+      return;
+    }
+    this.#fail(new GatewayError(failure.code), false);
+  }
+
+  #fail(err: GatewayError, closeConnection: boolean): void {
+    if (this.res.headersSent) {
+      // Mid-body failure: the only honest signal left is to cut the client connection.
+      this.status = err.status;
+      this.res.destroy();
+    } else {
+      this.status = err.status;
+      writeError(this.res, err, this.requestId, this.#extraResponseHeaders, closeConnection);
+    }
+    this.#finish();
+  }
+
+  #completeAttempt(status: number, failure: FailureKind | null): void {
+    const member = this.member;
+    if (member === null) return;
+    const durationMs = performance.now() - this.#attemptStartedAt;
+    this.upstreamMs += durationMs;
+    const outcome: AttemptOutcome = { status, failure, durationMs };
+    member.endpoint.end(outcome);
+    this.route.pool.outlier.record(member.endpoint, outcome);
+    this.#recorder.attemptFinished(this, member, outcome);
+    this.member = null;
+    (this.#tried ??= []).push(member);
+  }
+
+  #retryOn(condition: RetryCondition): boolean {
+    return this.route.pool.config.retries.on.includes(condition);
+  }
+
+  #retryAllowed(): boolean {
+    return this.attempts <= this.route.pool.config.retries.attempts && this.route.pool.retryBudgetAllows();
+  }
+
+  #shouldRetryStatus(status: number): boolean {
+    if (status < 500 || !IDEMPOTENT.has(this.method) || this.#body !== null) return false;
+    const listed = this.#retryOn(String(status) as RetryCondition) || this.#retryOn('5xx');
+    return listed && this.#retryAllowed() && this.#nextMember() !== null;
+  }
+
+  #canRetryFailure(failure: FailureKind, _status: number): boolean {
+    if (this.#clientGone || !this.#retryAllowed()) return false;
+    // After a connect failure nothing was sent, so even a POST with a body is safe to resend (the
+    // body stream was never read). Any other failure may have reached the upstream.
+    if (failure === 'connect-failure') return this.#retryOn('connect-failure');
+    if (!IDEMPOTENT.has(this.method) || this.#body !== null) return false;
+    if (failure === 'reset') return this.#retryOn('reset');
+    if (failure === 'timeout') return this.#retryOn('timeout') || this.#retryOn('504');
+    return this.#retryOn('502');
+  }
+
+  /** Another endpoint than those tried, when the pool has one; else any usable one. */
+  #nextMember(): PoolMember | null {
+    const pool = this.route.pool;
+    const tried = this.#tried;
+    for (let i = 0; i < 3; i++) {
+      const candidate = pool.pick({ hashKey: null });
+      if (candidate === null) return null;
+      if (tried === null || !tried.includes(candidate) || pool.members.length === 1) return candidate;
+    }
+    return pool.members.find((m) => tried === null || !tried.includes(m)) ?? pool.pick({ hashKey: null });
+  }
+
+  #retry(): void {
+    const next = this.#nextMember();
+    if (next === null) {
+      this.#fail(new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), false);
+      return;
+    }
+    if (!this.#isRetry) {
+      this.#isRetry = true;
+      this.route.pool.retryStarted();
+    }
+    this.#dispatch(next);
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.res.off('close', this.#onClientClose);
+    this.route.pool.requestFinished(this.#isRetry);
+    this.#recorder.exchangeFinished(this);
+  }
+
+  readonly #onDrain = (): void => {
+    this.#paused = false;
+    this.#controller?.resume();
+  };
+
+  readonly #onClientClose = (): void => {
+    if (this.#finished) return;
+    this.#clientGone = true;
+    // res 'close' also fires after a normal end; only an unfinished exchange is cancelled.
+    if (this.#controller !== null) this.#controller.abort(new ClientClosedSignal('client closed'));
+  };
+}

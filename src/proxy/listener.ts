@@ -1,0 +1,73 @@
+import type { Socket } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { LimitsConfig, ListenerConfig } from '../config/types.js';
+import { GatewayError } from '../errors.js';
+import type { ProxyEngine } from './engine.js';
+import { writeError } from './error-reply.js';
+import { requestIdFor } from './request-id.js';
+
+/**
+ * One public listener: a fastify server whose only route is a catch-all handing every request to
+ * the proxy engine. fastify's own route tree is frozen once listening, so reloadable routing lives
+ * in the snapshot the engine reads, not here.
+ */
+export function createPublicListener(listener: ListenerConfig, limits: LimitsConfig, engine: ProxyEngine): FastifyInstance {
+  const proto = listener.tls === null ? 'http' : 'https';
+  const app = Fastify({
+    logger: false,
+    http: { maxHeaderSize: limits.maxHeaderSize, headersTimeout: limits.headersTimeoutMs } as never,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // fastify 5 defaults to no limit: a dripped body could hold a connection forever.
+    requestTimeout: limits.requestTimeoutMs,
+    // The gateway answers HEAD through the same catch-all; fastify must not add its own.
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, request, reply) => {
+      const requestId = requestIdFor(request.headers['x-request-id']);
+      reply.hijack();
+      writeError(reply.raw, new GatewayError('GW_ERR_REQUEST_MALFORMED', [error.code ?? 'unparsable request']), requestId);
+    },
+  });
+
+  // Bodies are streamed to the upstream untouched: no parser may read them first.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  const handler = (request: { raw: Parameters<ProxyEngine['handle']>[0] }, reply: { hijack(): void; raw: Parameters<ProxyEngine['handle']>[1] }): void => {
+    reply.hijack();
+    engine.handle(request.raw, reply.raw, proto);
+  };
+  app.route({ method: app.supportedMethods, url: '/*', handler });
+  app.route({ method: app.supportedMethods, url: '/', handler });
+  app.setNotFoundHandler(handler);
+  return app;
+}
+
+const CLIENT_ERRORS: Readonly<Record<string, GatewayError>> = {
+  HPE_HEADER_OVERFLOW: new GatewayError('GW_ERR_REQUEST_HEADERS_TOO_LARGE'),
+};
+
+/**
+ * Requests Node's parser refused never reach fastify. They still get the JSON error of SPEC §4,
+ * and the connection is closed since the byte stream can no longer be trusted.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // Slow client (slowloris or dripped body): say so briefly and hang up.
+    socket.end('HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    return;
+  }
+  const err = CLIENT_ERRORS[error.code ?? ''] ?? new GatewayError('GW_ERR_REQUEST_MALFORMED', [error.code ?? 'unparsable request']);
+  const requestId = requestIdFor(undefined);
+  const body = JSON.stringify({ error: { status: err.status, code: err.publicCode, message: err.message, requestId } });
+  const reason = err.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${err.status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}

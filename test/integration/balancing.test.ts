@@ -1,0 +1,77 @@
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningGateway, startGateway } from '../helpers/gateway.js';
+import { TestUpstream, echo } from '../helpers/upstream.js';
+
+function share(upstreams: readonly TestUpstream[], total: number): number[] {
+  return upstreams.map((u) => u.seen.length / total);
+}
+
+async function fire(url: string, total: number, concurrency: number): Promise<void> {
+  const agent = new Agent({ connections: concurrency });
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < total) {
+      next++;
+      const res = await request(url, { dispatcher: agent });
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+    }
+  }));
+  await agent.close();
+}
+
+describe('balancing over real endpoints', () => {
+  let ups: TestUpstream[];
+  let gw: RunningGateway | null = null;
+
+  beforeAll(async () => {
+    ups = await Promise.all([0, 1, 2].map(() => new TestUpstream(echo).start()));
+  });
+
+  afterAll(async () => {
+    await Promise.all(ups.map((u) => u.stop()));
+  });
+
+  async function run(upstream: Record<string, unknown>, total: number, concurrency = 8): Promise<number[]> {
+    for (const u of ups) u.seen.length = 0;
+    gw = await startGateway({ upstreams: { pool: upstream }, routes: [{ name: 'r', prefix: '/', upstream: 'pool' }] });
+    try {
+      await fire(`${gw.url}/x`, total, concurrency);
+      return share(ups, total);
+    } finally {
+      await gw.stop();
+    }
+  }
+
+  it('round-robin spreads 3000 requests evenly (±5 %)', async () => {
+    const shares = await run({ balancer: 'round-robin', targets: ups.map((u) => ({ url: u.url })) }, 3000);
+    for (const s of shares) expect(Math.abs(s - 1 / 3)).toBeLessThan(0.05);
+  });
+
+  it('weighted-round-robin follows weights 1:3 (±5 %)', async () => {
+    const shares = await run({
+      balancer: 'weighted-round-robin',
+      targets: [{ url: ups[0]!.url, weight: 1 }, { url: ups[1]!.url, weight: 3 }],
+    }, 3000);
+    expect(Math.abs(shares[0]! - 0.25)).toBeLessThan(0.05);
+    expect(Math.abs(shares[1]! - 0.75)).toBeLessThan(0.05);
+  });
+
+  it('least-request sends less to a slow endpoint', async () => {
+    const slow = await new TestUpstream((req, res, body) => setTimeout(() => echo(req, res, body), 40)).start();
+    try {
+      const shares = await run({ balancer: 'least-request', targets: [...ups.slice(0, 2), slow].map((u) => ({ url: u.url })) }, 900, 12);
+      const slowShare = slow.seen.length / 900;
+      expect(slowShare).toBeLessThan(0.2);
+      expect(shares[0]! + shares[1]!).toBeGreaterThan(0.8);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('random spreads requests over every endpoint', async () => {
+    const shares = await run({ balancer: 'random', targets: ups.map((u) => ({ url: u.url })) }, 1500);
+    for (const s of shares) expect(Math.abs(s - 1 / 3)).toBeLessThan(0.08);
+  });
+});

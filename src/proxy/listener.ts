@@ -15,7 +15,13 @@ export function createPublicListener(listener: ListenerConfig, limits: LimitsCon
   const proto = listener.tls === null ? 'http' : 'https';
   const app = Fastify({
     logger: false,
-    http: { maxHeaderSize: limits.maxHeaderSize, headersTimeout: limits.headersTimeoutMs } as never,
+    http: {
+      maxHeaderSize: limits.maxHeaderSize,
+      headersTimeout: limits.headersTimeoutMs,
+      // Node only checks these timeouts on this interval (30 s by default): a 10 s
+      // headersTimeout would otherwise let a slowloris hold a socket for up to 40 s.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeoutMs / 4)),
+    } as never,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // fastify 5 defaults to no limit: a dripped body could hold a connection forever.
     requestTimeout: limits.requestTimeoutMs,

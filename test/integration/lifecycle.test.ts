@@ -130,7 +130,8 @@ describe('hot reload and drain (real process, real signals)', () => {
     try {
       expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(gw.child.pid));
       const inFlight = request(`http://127.0.0.1:${gw.port}/slow`).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }));
-      await sleep(300);
+      // SIGTERM only once the request is in flight at the upstream, however loaded the machine is.
+      while (slow.seen.length === 0) await sleep(20);
       gw.child.kill('SIGTERM');
       await gw.waitForLine(/"event":"draining"/);
       const ready = await request(`http://127.0.0.1:${gw.adminPort}/readyz`);

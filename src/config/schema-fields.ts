@@ -75,7 +75,8 @@ export const METHOD_EXPECTED = 'an HTTP method name such as GET';
 // ---------------------------------------------------------------------------------------------
 // Rendering shared by descriptions and the generated reference.
 
-interface SchemaView {
+/** The keywords of a schema node this module reads or writes. */
+export interface SchemaView {
   readonly type?: string;
   readonly const?: unknown;
   readonly enum?: readonly unknown[];

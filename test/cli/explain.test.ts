@@ -1,0 +1,76 @@
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExplain } from '../../src/cli/explain.js';
+import { type TestGatewayFiles, gatewayYaml, writeConfig } from '../helpers/gateway.js';
+
+describe('gateway explain', () => {
+  let files: TestGatewayFiles;
+
+  beforeAll(async () => {
+    files = await writeConfig(gatewayYaml(), {
+      upstreams: {
+        users: { targets: [{ url: 'http://10.0.0.11:8080', weight: 2 }, { url: 'http://10.0.0.12:8080' }] },
+        web: { targets: [{ url: 'http://10.0.0.20' }], balancer: 'round-robin' },
+      },
+      routes: [
+        { name: 'users-api', prefix: '/api/users', host: 'api.example.com', methods: ['GET', 'POST'], upstream: 'users', stripPrefix: true },
+        { name: 'web', prefix: '/web', upstream: 'web', rewritePrefix: '/v2' },
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await rm(files.dir, { recursive: true, force: true });
+  });
+
+  async function explain(method: string, url: string, headers: string[] = []): Promise<{ code: number; out: string }> {
+    const lines: string[] = [];
+    const code = await runExplain({ configFile: files.gatewayFile, method, url, headers, claims: [] }, {
+      stdout: (l) => lines.push(l),
+      stderr: (l) => lines.push(`ERR ${l}`),
+    });
+    return { code, out: lines.join('\n') };
+  }
+
+  it('names the chosen route, the rewritten path, the pool and its endpoints', async () => {
+    const { code, out } = await explain('GET', 'http://api.example.com/api/users/42?x=1');
+    expect(code).toBe(0);
+    expect(out).toContain('result:  route "users-api"');
+    expect(out).toContain('upstream path: /42?x=1');
+    expect(out).toContain('pool:    users (least-request');
+    expect(out).toContain('endpoint 10.0.0.11:8080 http://10.0.0.11:8080 weight 2');
+    expect(out).toContain('auth:    none');
+    expect(out).toContain('rateLimit: none');
+  });
+
+  it('uses the Host header of -H for a path-only URL', async () => {
+    const { code, out } = await explain('POST', '/api/users', ['Host: API.example.com.']);
+    expect(code).toBe(0);
+    expect(out).toContain('upstream path: /');
+  });
+
+  it('explains a 404 and exits 1', async () => {
+    const { code, out } = await explain('GET', 'http://other.example.com/api/users/1');
+    expect(code).toBe(1);
+    expect(out).toContain('404 route_not_found');
+    expect(out).toMatch(/users-api: does not match — host api\.example\.com no/);
+  });
+
+  it('explains a 405 with Allow and exits 1', async () => {
+    const { code, out } = await explain('DELETE', 'http://api.example.com/api/users/1');
+    expect(code).toBe(1);
+    expect(out).toContain('405 method_not_allowed — Allow: GET, HEAD, POST');
+  });
+
+  it('refuses an invalid path before routing', async () => {
+    const { code, out } = await explain('GET', '/web/%2e%2e%2f');
+    expect(code).toBe(1);
+    expect(out).toContain('400 bad_request');
+  });
+
+  it('normalises before matching, as the proxy does', async () => {
+    const { code, out } = await explain('GET', '/x/../web/%61');
+    expect(code).toBe(0);
+    expect(out).toContain('upstream path: /v2/a');
+  });
+});

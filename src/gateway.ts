@@ -81,7 +81,7 @@ export class Gateway {
     await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
 
     for (const listener of this.config.listeners) {
-      const app = createPublicListener(listener, this.config.limits, engine);
+      const app = createPublicListener(listener, this.config.limits, engine, (err) => this.log.error({ err }, 'internal error while handling a request'));
       await this.#listen(app, listener.name, listener.address, listener.port);
       this.#listeners.push({ name: listener.name, app });
     }

@@ -26,6 +26,32 @@ export interface ProxyEngineOptions {
   readonly bodyLimit: number;
 }
 
+/** Everything known about a routed request before it is forwarded. */
+interface RoutedRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly snapshot: Snapshot;
+  readonly route: CompiledRoute;
+  readonly target: ParsedTarget;
+  readonly requestId: string;
+  readonly peer: string;
+  readonly peerTrusted: boolean;
+  readonly clientIp: string;
+  readonly proto: 'http' | 'https';
+  readonly hasBody: boolean;
+  readonly startedAt: number;
+}
+
+/** Optional facts about a refused request, for its response, metrics and access log. */
+interface RejectDetails {
+  readonly headers?: Readonly<Record<string, string>> | null;
+  readonly route?: CompiledRoute | null;
+  /** Close the connection after answering (an unread body follows). */
+  readonly close?: boolean;
+  /** The normalised path, when parsing got that far. */
+  readonly path?: string;
+}
+
 /** The parts of a request the router needs, parsed once. */
 interface ParsedTarget {
   readonly host: string | null;
@@ -80,7 +106,7 @@ export class ProxyEngine implements ExchangeRecorder {
         ? new GatewayError('GW_ERR_ROUTE_NOT_FOUND')
         : new GatewayError('GW_ERR_ROUTE_METHOD_NOT_ALLOWED', [method]);
       const extra = match.kind === 'method_not_allowed' ? { allow: match.allow.join(', ') } : null;
-      this.#reject(req, res, err, requestId, startedAt, snapshot, extra);
+      this.#reject(req, res, err, requestId, startedAt, snapshot, { headers: extra, path: target.path });
       return;
     }
     const route = match.route;
@@ -88,72 +114,73 @@ export class ProxyEngine implements ExchangeRecorder {
     const declaredLength = headers['content-length'];
     const hasBody = declaredLength !== undefined ? declaredLength !== '0' : headers['transfer-encoding'] !== undefined;
     if (declaredLength !== undefined && Number(declaredLength) > this.#bodyLimit) {
-      this.#reject(req, res, new GatewayError('GW_ERR_REQUEST_BODY_TOO_LARGE', [this.#bodyLimit]), requestId, startedAt, snapshot, null, route, true);
+      this.#reject(req, res, new GatewayError('GW_ERR_REQUEST_BODY_TOO_LARGE', [this.#bodyLimit]), requestId, startedAt, snapshot, { route, close: true, path: target.path });
       return;
     }
 
     const peer = peerAddress(req.socket.remoteAddress);
     const peerTrusted = this.#trusted.isTrusted(peer);
     const xff = headers['x-forwarded-for'];
-    const clientIp = peerTrusted ? this.#trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined) : peer;
+    const state: RoutedRequest = {
+      req, res, snapshot, route, target, requestId, peer, peerTrusted, proto, hasBody, startedAt,
+      clientIp: peerTrusted ? this.#trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined) : peer,
+    };
 
     if (route.filters.length === 0) {
-      this.#forward(req, res, snapshot, route, target, requestId, clientIp, peer, peerTrusted, proto, hasBody, startedAt, null);
+      this.#forward(state, null);
       return;
     }
     const ctx: FilterContext = {
-      req, requestId, clientIp, routeName: route.name,
+      req, requestId, clientIp: state.clientIp, routeName: route.name,
       upstreamHeaders: {}, responseHeaders: {}, attributes: new Map(),
     };
     const verdict = runFilters(route.filters, ctx);
     if (verdict instanceof Promise) {
       verdict.then(
-        (refusal) => this.#afterFilters(refusal, ctx, req, res, snapshot, route, target, requestId, clientIp, peer, peerTrusted, proto, hasBody, startedAt),
-        (err: unknown) => this.#afterFilters(asGatewayError(err), ctx, req, res, snapshot, route, target, requestId, clientIp, peer, peerTrusted, proto, hasBody, startedAt),
+        (refusal) => this.#afterFilters(state, ctx, refusal),
+        (err: unknown) => this.#afterFilters(state, ctx, asGatewayError(err)),
       );
     } else {
-      this.#afterFilters(verdict, ctx, req, res, snapshot, route, target, requestId, clientIp, peer, peerTrusted, proto, hasBody, startedAt);
+      this.#afterFilters(state, ctx, verdict);
     }
   }
 
-  #afterFilters(
-    refusal: GatewayError | null, ctx: FilterContext, req: IncomingMessage, res: ServerResponse, snapshot: Snapshot,
-    route: CompiledRoute, target: ParsedTarget, requestId: string, clientIp: string, peer: string,
-    peerTrusted: boolean, proto: 'http' | 'https', hasBody: boolean, startedAt: number,
-  ): void {
+  #afterFilters(state: RoutedRequest, ctx: FilterContext, refusal: GatewayError | null): void {
     if (refusal !== null) {
-      this.#reject(req, res, refusal, requestId, startedAt, snapshot, ctx.responseHeaders, route);
+      this.#reject(state.req, state.res, refusal, state.requestId, state.startedAt, state.snapshot, { headers: ctx.responseHeaders, route: state.route, path: state.target.path });
       return;
     }
-    this.#forward(req, res, snapshot, route, target, requestId, clientIp, peer, peerTrusted, proto, hasBody, startedAt, ctx);
+    this.#forward(state, ctx);
   }
 
-  #forward(
-    req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, target: ParsedTarget,
-    requestId: string, clientIp: string, peer: string, peerTrusted: boolean, proto: 'http' | 'https',
-    hasBody: boolean, startedAt: number, ctx: FilterContext | null,
-  ): void {
+  #forward(state: RoutedRequest, ctx: FilterContext | null): void {
+    const { req, route, target } = state;
     const member = route.pool.pick({ hashKey: null });
     if (member === null) {
-      this.#reject(req, res, new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), requestId, startedAt, snapshot, ctx?.responseHeaders ?? null, route);
+      this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path });
       return;
     }
-    const upstreamPath = target.query === ''
-      ? route.rewriter.rewrite(target.path)
-      : `${route.rewriter.rewrite(target.path)}?${target.query}`;
+    const rewritten = route.rewriter.rewrite(target.path);
     const headers = upstreamRequestHeaders(req.headers, {
       host: target.hostHeader ?? target.host ?? member.address,
-      clientPeer: peer,
-      peerTrusted,
-      proto,
-      requestId,
+      clientPeer: state.peer,
+      peerTrusted: state.peerTrusted,
+      proto: state.proto,
+      requestId: state.requestId,
       traceparent: traceparentFor(req.headers.traceparent),
     }, ctx?.upstreamHeaders ?? null);
     let body: Readable | null = null;
-    if (hasBody) body = req.headers['content-length'] !== undefined ? req : req.pipe(new BodyLimitStream(this.#bodyLimit));
+    if (state.hasBody) body = req.headers['content-length'] !== undefined ? req : req.pipe(new BodyLimitStream(this.#bodyLimit));
     const exchange = new ProxyExchange({
-      req, res, snapshot, route, requestId, clientIp, startedAt,
-      path: upstreamPath,
+      req,
+      res: state.res,
+      snapshot: state.snapshot,
+      route,
+      requestId: state.requestId,
+      clientIp: state.clientIp,
+      startedAt: state.startedAt,
+      path: target.query === '' ? rewritten : `${rewritten}?${target.query}`,
+      logPath: target.path,
       headers,
       body,
       extraResponseHeaders: ctx?.responseHeaders ?? null,
@@ -178,7 +205,7 @@ export class ProxyEngine implements ExchangeRecorder {
         clientIp: exchange.clientIp,
         method: exchange.method,
         host: exchange.req.headers.host ?? null,
-        path: exchange.req.url,
+        path: exchange.logPath,
         route: exchange.route.name,
         upstream: exchange.route.pool.name,
         endpoint: exchange.endpointAddress,
@@ -198,10 +225,10 @@ export class ProxyEngine implements ExchangeRecorder {
   /** Answers with a gateway error before anything was sent upstream, and records it. */
   #reject(
     req: IncomingMessage, res: ServerResponse, err: GatewayError, requestId: string, startedAt: number,
-    snapshot: Snapshot | null, extraHeaders: Readonly<Record<string, string>> | null = null,
-    route: CompiledRoute | null = null, closeConnection = false,
+    snapshot: Snapshot | null, details: RejectDetails = {},
   ): void {
-    writeError(res, err, requestId, extraHeaders, closeConnection);
+    const route = details.route ?? null;
+    writeError(res, err, requestId, details.headers ?? null, details.close === true);
     const routeName = route?.name ?? UNMATCHED_ROUTE;
     const method = req.method ?? 'GET';
     const durationMs = performance.now() - startedAt;
@@ -213,7 +240,8 @@ export class ProxyEngine implements ExchangeRecorder {
         clientIp: peerAddress(req.socket.remoteAddress),
         method,
         host: req.headers.host ?? null,
-        path: req.url,
+        // The raw target of a refused request is client-controlled: bounded, and never with its query.
+        path: details.path ?? rawPathForLog(req.url),
         route: route?.name ?? null,
         upstream: route?.pool.name ?? null,
         endpoint: null,
@@ -250,3 +278,11 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
 
+const MAX_LOGGED_TARGET = 512;
+
+function rawPathForLog(url: string | undefined): string {
+  if (url === undefined) return '';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.length > MAX_LOGGED_TARGET ? `${path.slice(0, MAX_LOGGED_TARGET)}…` : path;
+}

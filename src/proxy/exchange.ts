@@ -46,6 +46,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly clientIp: string;
   readonly startedAt: number;
   readonly method: string;
+  /** The normalised path the client asked for (no query: queries may carry secrets). */
+  readonly logPath: string;
 
   /** Final status the client got (or CLIENT_CLOSED_STATUS). */
   status = 0;
@@ -79,6 +81,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     clientIp: string;
     startedAt: number;
     path: string;
+    logPath: string;
     headers: string[];
     body: Readable | null;
     extraResponseHeaders: Readonly<Record<string, string>> | null;
@@ -93,6 +96,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.startedAt = init.startedAt;
     this.method = init.req.method ?? 'GET';
     this.#path = init.path;
+    this.logPath = init.logPath;
     this.#headers = init.headers;
     this.#body = init.body;
     this.#extraResponseHeaders = init.extraResponseHeaders;

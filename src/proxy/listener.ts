@@ -11,7 +11,12 @@ import { requestIdFor } from './request-id.js';
  * the proxy engine. fastify's own route tree is frozen once listening, so reloadable routing lives
  * in the snapshot the engine reads, not here.
  */
-export function createPublicListener(listener: ListenerConfig, limits: LimitsConfig, engine: ProxyEngine): FastifyInstance {
+export function createPublicListener(
+  listener: ListenerConfig,
+  limits: LimitsConfig,
+  engine: ProxyEngine,
+  onInternalError: (err: unknown) => void,
+): FastifyInstance {
   const proto = listener.tls === null ? 'http' : 'https';
   const app = Fastify({
     logger: false,
@@ -42,7 +47,13 @@ export function createPublicListener(listener: ListenerConfig, limits: LimitsCon
 
   const handler = (request: { raw: Parameters<ProxyEngine['handle']>[0] }, reply: { hijack(): void; raw: Parameters<ProxyEngine['handle']>[1] }): void => {
     reply.hijack();
-    engine.handle(request.raw, reply.raw, proto);
+    try {
+      engine.handle(request.raw, reply.raw, proto);
+    } catch (err) {
+      // A bug must cost one request a 500, not leave the connection hanging after hijack().
+      onInternalError(err);
+      writeError(reply.raw, new GatewayError('GW_ERR_INTERNAL', [], { cause: err }), requestIdFor(request.raw.headers['x-request-id']));
+    }
   };
   app.route({ method: app.supportedMethods, url: '/*', handler });
   app.route({ method: app.supportedMethods, url: '/', handler });

@@ -1,7 +1,7 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { loadGatewayConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
@@ -54,10 +54,11 @@ export interface RunningGateway {
 export async function startGateway(
   routes: Record<string, unknown> | string,
   gatewayOverrides: Record<string, unknown> = {},
+  logger: Logger = pino({ level: 'silent' }),
 ): Promise<RunningGateway> {
   const files = await writeConfig(gatewayYaml(gatewayOverrides), routes);
   const config = await loadGatewayConfig(files.gatewayFile);
-  const gateway = new Gateway({ config, logger: pino({ level: 'silent' }) });
+  const gateway = new Gateway({ config, logger });
   await gateway.start();
   const addrs = gateway.addresses();
   const pub = addrs.find((a) => a.name !== 'admin')!;

@@ -1,0 +1,138 @@
+// `npm run bench`: the core proxy path of the gateway against a bare fastify proxy, on the same
+// upstreams, in one interleaved run. Read the ratios, not the absolute figures (PERF-NOTES).
+//
+//   npm run bench                              7 rounds × 10 s per target
+//   BENCH_ROUNDS=9 BENCH_DURATION=5 npm run bench
+//   npm run bench -- --smoke                   1 round × 2 s: does the harness still run? (CI)
+//
+// Exit status: 0 when every measurement was clean; 1 when any target served an error or a non-2xx
+// response, crashed, or did not stop cleanly (a benchmark that measured errors measured nothing);
+// 2 on bad settings.
+import { describeMachine, formatInt, measurementLine, perRoundTable, settingsLine, summarise, summaryTable, writeReport } from './harness/report.js';
+import { UPSTREAM_BODY_BYTES, detectPinning, pinSelf } from './harness/processes.js';
+import { runRounds, UPSTREAM_COUNT } from './harness/runner.js';
+import { readSettings, SettingsError } from './harness/settings.js';
+import type { Target } from './harness/target.js';
+import { bareProxyTarget } from './targets/bare.js';
+import { gatewayTarget } from './targets/gateway.js';
+
+/** Below this share of its core, a proxy was not what limited req/s. */
+const SATURATED_CPU_PERCENT = 85;
+
+/** The first target is the baseline every ratio is taken against. */
+const TARGETS: readonly Target[] = [
+  bareProxyTarget({ name: 'bare', prefix: '/api' }),
+  gatewayTarget({
+    name: 'gateway',
+    description: `the gateway (dist/src/cli/main.js): one prefix route /api (stripPrefix) over a pool of ${UPSTREAM_COUNT} static endpoints, least-request, metrics on, access log off`,
+    routes: (upstreams) => ({
+      upstreams: { pool: { targets: upstreams.map((url) => ({ url })), balancer: 'least-request' } },
+      routes: [{ name: 'bench', prefix: '/api', upstream: 'pool', stripPrefix: true }],
+    }),
+    path: '/api/items',
+  }),
+];
+
+async function main(): Promise<number> {
+  let settings;
+  try {
+    settings = readSettings(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      process.stderr.write(`bench: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const out = (line = ''): void => void process.stdout.write(`${line}\n`);
+
+  const pinning = detectPinning();
+  const selfPinProblem = pinSelf(pinning);
+  const machine = describeMachine(pinning);
+  const date = new Date().toISOString();
+
+  out(`edge-gateway benchmark — ${date}`);
+  out(`machine: ${machine.cpus}; ${machine.memory}; ${machine.os}; node ${machine.node}`);
+  out(`pinning: ${machine.pinning}`);
+  if (selfPinProblem !== null && pinning.enabled) out(`warning: could not pin the load generator: ${selfPinProblem}`);
+  out(`${settingsLine(settings)}; order rotated each round; fresh processes per measurement`);
+  for (const t of TARGETS) out(`  ${t.name}: ${t.description}`);
+  out(`  upstreams: ${UPSTREAM_COUNT} node:http servers in one process, ${UPSTREAM_BODY_BYTES}-byte body`);
+  out();
+
+  const nameWidth = Math.max(...TARGETS.map((t) => t.name.length));
+  const record = await runRounds(TARGETS, settings, pinning, {
+    onRoundStart: (round, order) => out(`round ${round}/${settings.rounds}: ${order.join(' → ')}`),
+    onMeasurement: (m) => out(measurementLine(m, nameWidth)),
+  });
+  const summary = summarise(TARGETS, record, pinning.enabled ? pinning.proxyCpu : null);
+
+  out();
+  out(`medians over clean rounds (${date}; ${machine.cpus}; node ${machine.node}):`);
+  out();
+  out(summaryTable(summary));
+  out();
+  if (summary.length > 1) {
+    out(perRoundTable(summary));
+    out();
+  }
+  for (const s of summary) {
+    if (s.vsBaseline === null) continue;
+    const base = summary[0];
+    out(`${s.target} / ${base?.target}: req/s ${s.vsBaseline.requestsPerSecond.toFixed(2)}×, p99 ${s.vsBaseline.p99.toFixed(2)}×, ` +
+      `CPU per request ${s.vsBaseline.cpuPerRequest.toFixed(2)}× ` +
+      `(${formatInt(s.requestsPerSecond)} vs ${formatInt(base?.requestsPerSecond ?? Number.NaN)} req/s; ` +
+      `${formatInt(s.cpuUsPerRequest)} vs ${formatInt(base?.cpuUsPerRequest ?? Number.NaN)} µs/req)`);
+  }
+
+  for (const s of summary) {
+    if (Number.isFinite(s.cpuPercent) && s.cpuPercent < SATURATED_CPU_PERCENT) {
+      const core = Number.isFinite(s.proxyCoreBusyPercent)
+        ? ` while its core was ${formatInt(s.proxyCoreBusyPercent)} % busy (${s.proxyCoreBusyPercent >= SATURATED_CPU_PERCENT ? 'other processes on the machine took the rest' : 'it was waiting for load: the load generator side was the limit'})`
+        : '';
+      out(`note: ${s.target} used ${formatInt(s.cpuPercent)} % of a core${core}. It was not what limited req/s, so read its ` +
+        'CPU µs/req rather than its req/s.');
+    }
+  }
+
+  for (const t of TARGETS) {
+    const builds = [...new Set(record.measurements.filter((m) => m.target === t.name && m.build !== null).map((m) => m.build))];
+    if (builds.length > 1) {
+      out(`warning: ${t.name}'s build changed during the run (${builds.join(', ')}): dist/ was rebuilt while measuring, so ` +
+        'its rounds measured different code. Run again on a checkout nobody else builds in.');
+    }
+  }
+
+  const file = await writeReport({
+    date,
+    machine,
+    settings,
+    targets: TARGETS.map((t) => ({ name: t.name, description: t.description })),
+    summary,
+    measurements: record.measurements,
+    roundProblems: record.roundProblems,
+  });
+  out(`all rounds: ${file}`);
+
+  const failures = [
+    ...record.roundProblems,
+    ...record.measurements.flatMap((m) => m.problems.map((p) => `round ${m.round} ${m.target}: ${p}`)),
+  ];
+  if (failures.length > 0) {
+    out();
+    out(`FAILED: ${failures.length} problem(s); figures from affected measurements are left out of the medians:`);
+    for (const f of failures) out(`  - ${f.replace(/\n/g, '\n    ')}`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

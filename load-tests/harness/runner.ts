@@ -1,0 +1,162 @@
+// The method (PERF-NOTES): every target is measured once per round, rounds are interleaved and
+// the order rotates each round, and every measurement gets fresh processes. Drift of a shared
+// machine (a noisy neighbour, thermal state) then lands on all targets alike, and only ratios
+// between targets of the same run are read.
+import { type LoadResult, runLoad } from './load.js';
+import { UPSTREAM_SERVER } from './paths.js';
+import { loadavg } from 'node:os';
+import { type CpuPinning, ManagedProcess, UPSTREAM_BODY_BYTES, cpuBusyPercent, cpuSeconds, freePorts, httpGet, readCpuTimes, waitForHttp } from './processes.js';
+import type { BenchSettings } from './settings.js';
+import type { RoundContext, RunningTarget, Target } from './target.js';
+
+/** How many upstream endpoints each round starts (the gateway's pool; bare uses the first). */
+export const UPSTREAM_COUNT = 3;
+
+export interface WarmupSummary {
+  readonly completed: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  readonly statusCodes: Readonly<Record<string, number>>;
+}
+
+export interface Measurement {
+  /** 1-based. */
+  readonly round: number;
+  /** 1-based place in this round's order. */
+  readonly position: number;
+  readonly target: string;
+  readonly startedAt: string;
+  /** null when the target could not be measured (it failed to start or to answer correctly). */
+  readonly load: LoadResult | null;
+  readonly warmup: WarmupSummary | null;
+  /** RunningTarget.build, when the target gives one. */
+  readonly build: string | null;
+  /** CPU time of the target's process per completed request, in µs; null when not measurable. */
+  readonly cpuUsPerRequest: number | null;
+  /** That process's CPU use during the measurement, in % of one core (100 = saturated). */
+  readonly cpuPercent: number | null;
+  /**
+   * How busy each CPU was during the measurement, whoever used it (index = CPU number). With the
+   * proxy's own share beside it, this says what limited the run: the proxy's core full but the
+   * proxy well under 100 % = a neighbour took the rest; the load CPU full = the load generator side.
+   */
+  readonly cpuBusyPercent: readonly number[] | null;
+  /** 1-minute load average when the measurement started: how busy the shared machine was. */
+  readonly loadAvg1: number;
+  /** Everything that makes this measurement worthless, one line each. Empty = clean. */
+  readonly problems: readonly string[];
+}
+
+export interface RunRecord {
+  readonly measurements: readonly Measurement[];
+  /** Problems outside any one target (the upstreams). */
+  readonly roundProblems: readonly string[];
+}
+
+export interface RunnerHooks {
+  onRoundStart?(round: number, order: readonly string[]): void;
+  onMeasurement?(m: Measurement): void;
+}
+
+export async function runRounds(targets: readonly Target[], settings: BenchSettings, pinning: CpuPinning, hooks: RunnerHooks = {}): Promise<RunRecord> {
+  const measurements: Measurement[] = [];
+  const roundProblems: string[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    const order = rotate(targets, round - 1);
+    hooks.onRoundStart?.(round, order.map((t) => t.name));
+
+    const ports = await freePorts(UPSTREAM_COUNT);
+    const upstream = new ManagedProcess('upstreams', UPSTREAM_SERVER, ports.map(String), pinning.enabled ? pinning.loadCpu : null);
+    try {
+      await Promise.all(ports.map((p) => waitForHttp(`http://127.0.0.1:${p}/`, { proc: upstream })));
+    } catch (err) {
+      roundProblems.push(`round ${round}: upstreams did not start: ${(err as Error).message}`);
+      await upstream.stop();
+      continue;
+    }
+    const context: RoundContext = { upstreams: ports.map((p) => `http://127.0.0.1:${p}`), pinning };
+    for (const [i, target] of order.entries()) {
+      const m = await measureTarget(target, context, settings, round, i + 1);
+      measurements.push(m);
+      hooks.onMeasurement?.(m);
+    }
+    await upstream.stop();
+    roundProblems.push(...upstream.problems().map((p) => `round ${round}: ${p}`));
+  }
+  return { measurements, roundProblems };
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const k = items.length === 0 ? 0 : by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+async function measureTarget(target: Target, context: RoundContext, settings: BenchSettings, round: number, position: number): Promise<Measurement> {
+  const startedAt = new Date().toISOString();
+  const base = { round, position, target: target.name, startedAt, loadAvg1: loadavg()[0] ?? Number.NaN };
+  let running: RunningTarget;
+  try {
+    running = await target.start(context);
+  } catch (err) {
+    return { ...base, load: null, warmup: null, build: null, cpuUsPerRequest: null, cpuPercent: null, cpuBusyPercent: null, problems: [`could not start: ${(err as Error).message}`] };
+  }
+
+  const problems: string[] = [];
+  let load: LoadResult | null = null;
+  let warmup: WarmupSummary | null = null;
+  let cpuUsPerRequest: number | null = null;
+  let cpuPercent: number | null = null;
+  let busy: number[] | null = null;
+  try {
+    const url = `http://127.0.0.1:${running.port}${running.path ?? '/'}`;
+    const check = await checkAnswer(url, running.headers ?? {});
+    if (check !== null) {
+      problems.push(check);
+    } else {
+      if (settings.warmupS > 0) {
+        const w = await runLoad({ url, connections: settings.connections, durationS: settings.warmupS, headers: running.headers, recordLatencies: false });
+        warmup = { completed: w.completed, errors: w.errors, non2xx: w.non2xx, statusCodes: w.statusCodes };
+        problems.push(...loadProblems('warm-up', w));
+      }
+      const cpuBefore = cpuSeconds(running.pid);
+      const timesBefore = readCpuTimes();
+      load = await runLoad({ url, connections: settings.connections, durationS: settings.durationS, headers: running.headers, recordLatencies: true });
+      const cpuAfter = cpuSeconds(running.pid);
+      busy = cpuBusyPercent(timesBefore, readCpuTimes());
+      if (cpuBefore !== null && cpuAfter !== null && load.completed > 0 && load.durationS > 0) {
+        cpuUsPerRequest = ((cpuAfter - cpuBefore) * 1e6) / load.completed;
+        cpuPercent = ((cpuAfter - cpuBefore) / load.durationS) * 100;
+      }
+      problems.push(...loadProblems('measurement', load));
+    }
+  } catch (err) {
+    problems.push(`load generator failed: ${(err as Error).message}`);
+  } finally {
+    await running.stop();
+    problems.push(...running.problems());
+  }
+  return { ...base, load, warmup, build: running.build ?? null, cpuUsPerRequest, cpuPercent, cpuBusyPercent: busy, problems };
+}
+
+/** One request before any load: a proxy that answers the wrong thing fast must not look fast. */
+async function checkAnswer(url: string, headers: Readonly<Record<string, string>>): Promise<string | null> {
+  try {
+    const res = await httpGet(url, headers, 5000);
+    if (res.status !== 200) return `GET ${url} answered ${res.status}, not 200: ${res.body.toString('utf8').slice(0, 300)}`;
+    if (res.body.length !== UPSTREAM_BODY_BYTES) return `GET ${url} answered a ${res.body.length}-byte body, not the upstream's ${UPSTREAM_BODY_BYTES} bytes`;
+    return null;
+  } catch (err) {
+    return `GET ${url} failed: ${(err as Error).message}`;
+  }
+}
+
+function loadProblems(phase: string, r: LoadResult): string[] {
+  const out: string[] = [];
+  if (r.errors > 0) out.push(`${phase}: ${r.errors} requests got no HTTP answer (${r.timeouts} timeouts, ${r.resets} resets)`);
+  if (r.non2xx > 0) {
+    const codes = Object.entries(r.statusCodes).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}×${n}`).join(', ');
+    out.push(`${phase}: ${r.non2xx} non-2xx responses (${codes})`);
+  }
+  if (r.completed === 0) out.push(`${phase}: no request completed`);
+  return out;
+}

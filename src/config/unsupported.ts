@@ -44,7 +44,6 @@ export const UNSUPPORTED_FEATURES: readonly UnsupportedFeature[] = [
   { file: 'routes', feature: 'header rewriting (headers)', find: (r) => inRoutes(r, (route) => (route.headers ? 'headers' : null)) },
   { file: 'routes', feature: 'CORS (cors)', find: (r) => inRoutes(r, (route) => (route.cors ? 'cors' : null)) },
   { file: 'routes', feature: 'fault injection (fault)', find: (r) => inRoutes(r, (route) => (route.fault ? 'fault' : null)) },
-  { file: 'routes', feature: 'WebSocket proxying (websocket: true)', find: (r) => inRoutes(r, (route) => (route.websocket === true ? 'websocket' : null)) },
 ];
 
 export interface UnsupportedUse {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { type GatewayMetrics, methodLabel, UNMATCHED_ROUTE } from '../admin/metrics.js';
@@ -9,12 +9,14 @@ import { normalizePath, resolveRequestHost, splitTarget } from '../router/normal
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import type { PoolMember } from '../upstream/member.js';
-import type { AttemptOutcome } from '../upstream/outcome.js';
+import type { AttemptOutcome, FailureKind } from '../upstream/outcome.js';
 import { BodyLimitStream } from './body-limit.js';
 import { TrustedProxies, peerAddress } from './client-address.js';
 import { writeError } from './error-reply.js';
 import { type ExchangeRecorder, ProxyExchange } from './exchange.js';
 import { upstreamRequestHeaders } from './headers.js';
+import { isWebSocketUpgrade, openTunnel, responseForUpgradeSocket } from './upgrade.js';
+import { classifyUpstreamError } from './upstream-errors.js';
 import { requestIdFor, traceparentFor } from './request-id.js';
 
 export interface ProxyEngineOptions {
@@ -40,6 +42,13 @@ interface RoutedRequest {
   readonly proto: 'http' | 'https';
   readonly hasBody: boolean;
   readonly startedAt: number;
+  /** Set when this is a WebSocket upgrade on a route that allows it. */
+  readonly upgrade: WebSocketUpgrade | null;
+}
+
+interface WebSocketUpgrade {
+  readonly socket: Duplex;
+  readonly head: Buffer;
 }
 
 /** Optional facts about a refused request, for its response, metrics and access log. */
@@ -79,7 +88,13 @@ export class ProxyEngine implements ExchangeRecorder {
     this.#bodyLimit = options.bodyLimit;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, proto: 'http' | 'https'): void {
+  /** Node's 'upgrade' event: WebSocket tunnels for `websocket: true` routes, plain HTTP otherwise. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, proto: 'http' | 'https'): void {
+    const res = responseForUpgradeSocket(req, socket);
+    this.handle(req, res, proto, isWebSocketUpgrade(req) ? { socket, head } : null);
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, proto: 'http' | 'https', upgrade: WebSocketUpgrade | null = null): void {
     const startedAt = performance.now();
     const headers = req.headers;
     const requestId = requestIdFor(headers['x-request-id']);
@@ -113,6 +128,11 @@ export class ProxyEngine implements ExchangeRecorder {
 
     const declaredLength = headers['content-length'];
     const hasBody = declaredLength !== undefined ? declaredLength !== '0' : headers['transfer-encoding'] !== undefined;
+    if (upgrade !== null && hasBody) {
+      // The parser let go of the socket at the upgrade: a body after the head cannot be read.
+      this.#reject(req, res, new GatewayError('GW_ERR_REQUEST_MALFORMED', ['body on an upgrade request']), requestId, startedAt, snapshot, { route, close: true, path: target.path });
+      return;
+    }
     if (declaredLength !== undefined && Number(declaredLength) > this.#bodyLimit) {
       this.#reject(req, res, new GatewayError('GW_ERR_REQUEST_BODY_TOO_LARGE', [this.#bodyLimit]), requestId, startedAt, snapshot, { route, close: true, path: target.path });
       return;
@@ -123,6 +143,7 @@ export class ProxyEngine implements ExchangeRecorder {
     const xff = headers['x-forwarded-for'];
     const state: RoutedRequest = {
       req, res, snapshot, route, target, requestId, peer, peerTrusted, proto, hasBody, startedAt,
+      upgrade: upgrade !== null && route.config.websocket ? upgrade : null,
       clientIp: peerTrusted ? this.#trusted.clientAddress(peer, typeof xff === 'string' ? xff : undefined) : peer,
     };
 
@@ -169,6 +190,10 @@ export class ProxyEngine implements ExchangeRecorder {
       requestId: state.requestId,
       traceparent: traceparentFor(req.headers.traceparent),
     }, ctx?.upstreamHeaders ?? null);
+    if (state.upgrade !== null) {
+      this.#tunnel(state, member, headers);
+      return;
+    }
     let body: Readable | null = null;
     if (state.hasBody) body = req.headers['content-length'] !== undefined ? req : req.pipe(new BodyLimitStream(this.#bodyLimit));
     const exchange = new ProxyExchange({
@@ -187,6 +212,47 @@ export class ProxyEngine implements ExchangeRecorder {
       recorder: this,
     });
     exchange.start(member);
+  }
+
+  /** A WebSocket connection: one upstream attempt, recorded when the handshake ends and when the tunnel closes. */
+  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[]): void {
+    const { route, target, upgrade } = state;
+    const endpoint = member.endpoint;
+    const attemptStarted = performance.now();
+    endpoint.begin();
+    const finish = (status: number, failure: FailureKind | null): void => {
+      const outcome: AttemptOutcome = { status, failure, durationMs: performance.now() - attemptStarted };
+      endpoint.end(outcome);
+      route.pool.outlier.record(endpoint, outcome);
+      this.#metrics.upstreamRequests.labels(route.pool.name, member.address, String(status)).inc();
+      this.#metrics.upstreamDuration.labels(route.pool.name).observe(outcome.durationMs / 1000);
+      this.#metrics.requests.labels(route.name, 'GET', String(status)).inc();
+      this.#metrics.requestDuration.labels(route.name).observe((performance.now() - state.startedAt) / 1000);
+      this.#accessLog?.info({
+        requestId: state.requestId, clientIp: state.clientIp, method: 'GET', host: state.req.headers.host ?? null,
+        path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status,
+        websocket: true, bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
+        durationMs: round(performance.now() - state.startedAt), upstreamMs: round(outcome.durationMs),
+        rateLimit: null, jwtSubject: null,
+      }, 'request');
+    };
+    openTunnel(endpoint.dispatcher, {
+      path: target.query === '' ? route.rewriter.rewrite(target.path) : `${route.rewriter.rewrite(target.path)}?${target.query}`,
+      headers,
+      headersTimeoutMs: route.requestTimeoutMs,
+      requestId: state.requestId,
+    }, upgrade!.socket, upgrade!.head, {
+      // The snapshot is released once the handshake is over: a tunnel may live for hours and must
+      // not hold a replaced snapshot (and its endpoints) open.
+      opened: () => state.snapshot.release(),
+      closed: () => finish(101, null),
+      failed: (err) => {
+        const failure = classifyUpstreamError(err);
+        finish(failure.status, failure.failure);
+        writeError(state.res, new GatewayError(failure.code), state.requestId);
+        state.snapshot.release();
+      },
+    });
   }
 
   attemptFinished(exchange: ProxyExchange, member: PoolMember, outcome: AttemptOutcome): void {

@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { LimitsConfig, ListenerConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
@@ -58,6 +60,14 @@ export function createPublicListener(
   app.route({ method: app.supportedMethods, url: '/*', handler });
   app.route({ method: app.supportedMethods, url: '/', handler });
   app.setNotFoundHandler(handler);
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    try {
+      engine.handleUpgrade(req, socket, head, proto);
+    } catch (err) {
+      onInternalError(err);
+      socket.destroy();
+    }
+  });
   return app;
 }
 

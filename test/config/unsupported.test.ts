@@ -73,11 +73,10 @@ describe('features validated but not supported yet', () => {
       `${file}:${route('headers')}: routes[0].headers: header rewriting (headers) ${NOT_YET}`,
       `${file}:${route('cors')}: routes[0].cors: CORS (cors) ${NOT_YET}`,
       `${file}:${route('fault')}: routes[0].fault: fault injection (fault) ${NOT_YET}`,
-      `${file}:${route('websocket')}: routes[0].websocket: WebSocket proxying (websocket: true) ${NOT_YET}`,
     ]);
   });
 
-  it('leaves the supported spellings alone: workers 1, auth none, empty lists and maps, websocket false', async () => {
+  it('leaves the supported spellings alone: workers 1, auth none, empty lists and maps, websocket true and false', async () => {
     await expect(loadGatewayConfig(writeFile('gateway.yaml', `${MINIMAL_GATEWAY}workers: 1\nredis: null\n`))).resolves.toBeDefined();
     const routes = writeFile(
       'routes.yaml',
@@ -88,6 +87,7 @@ describe('features validated but not supported yet', () => {
         rateLimits: {}
         routes:
           - { name: a, prefix: /, upstream: users, auth: none, rateLimit: [], websocket: false }
+          - { name: b, prefix: /ws, upstream: users, websocket: true }
       `,
     );
     await expect(loadRoutesConfig(routes)).resolves.toBeDefined();

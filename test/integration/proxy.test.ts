@@ -134,15 +134,7 @@ describe('proxying', () => {
   });
 
   it('answers Expect: 100-continue itself and forwards the body', async () => {
-    const res = await request(`${gw.url}/x`, { method: 'POST', body: 'hello', headers: { expect: '100-continue', 'content-type': 'text/plain' } })
-      .catch(async () => {
-        // undici refuses to send `expect` itself: fall back to a raw request.
-        return null;
-      });
-    if (res !== null) {
-      expect(res.statusCode).toBe(200);
-      return;
-    }
+    // undici refuses to send `expect` itself, so this goes over a raw socket.
     const text = await rawRequest(gw.port, 'POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello');
     expect(text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
     expect(JSON.parse(text.slice(text.lastIndexOf('\r\n\r\n') + 4)).bodyLength).toBe(5);

@@ -87,7 +87,6 @@ function compileRoute(entry: RouteEntry, index: number, known: KnownNames, issue
     websocket: entry.websocket ?? ROUTE_DEFAULTS.websocket,
     timeouts: {
       requestMs: entry.timeouts?.request === undefined ? null : parseDuration(entry.timeouts.request),
-      connectMs: entry.timeouts?.connect === undefined ? null : parseDuration(entry.timeouts.connect),
     },
     mirror: entry.mirror === undefined ? null : { upstream: entry.mirror.upstream, percent: parsePercent(entry.mirror.percent ?? MIRROR_DEFAULTS.percent) },
     headers: {

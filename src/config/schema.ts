@@ -441,9 +441,13 @@ const RateLimitPolicy = Obj(
 const RouteTimeouts = Obj(
   {
     request: opt(Duration({ doc: "Overrides the upstream's timeouts.request for this route", min: '1ms', max: '1h', absent: "the upstream's" })),
-    connect: opt(Duration({ doc: "Overrides the upstream's timeouts.connect for this route", min: '1ms', max: '5m', absent: "the upstream's" })),
   },
-  { doc: 'Per-route timeouts', absent: "the upstream's timeouts apply" },
+  {
+    // No `connect` here: the connect timeout belongs to the endpoint's connections, which every
+    // route using the pool shares, so it is set on the upstream only.
+    doc: "Per-route timeouts (only `request`: the connect timeout is the upstream's, shared by every route using it)",
+    absent: "the upstream's timeouts apply",
+  },
 );
 
 const ClaimRequirement = AnyOf([NON_EMPTY_STRING, Type.Array(NON_EMPTY_STRING, { minItems: 1 })], {

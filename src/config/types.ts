@@ -232,7 +232,7 @@ export interface RouteConfig {
   readonly auth: RouteAuthConfig | null; // null = auth: none
   readonly rateLimit: readonly string[];
   readonly websocket: boolean;
-  readonly timeouts: { readonly requestMs: DurationMs | null; readonly connectMs: DurationMs | null };
+  readonly timeouts: { readonly requestMs: DurationMs | null };
   readonly mirror: { readonly upstream: string; readonly percent: number } | null;
   readonly headers: { readonly request: HeaderRewriteConfig | null; readonly response: HeaderRewriteConfig | null };
   readonly cors: CorsConfig | null;

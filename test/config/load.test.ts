@@ -97,7 +97,7 @@ describe('defaults', () => {
         auth: null,
         rateLimit: ROUTE_DEFAULTS.rateLimit,
         websocket: ROUTE_DEFAULTS.websocket,
-        timeouts: { requestMs: null, connectMs: null },
+        timeouts: { requestMs: null },
         mirror: null,
         headers: { request: null, response: null },
         cors: null,
@@ -148,7 +148,7 @@ describe('values as written', () => {
 
   it('applies route timeouts over nothing else (null means the upstream decides)', async () => {
     const file = writeFile('routes.yaml', MINIMAL_ROUTES.replace('upstream: users', 'upstream: users\n    timeouts: { request: 5s }'));
-    expect((await loadRoutesConfig(file)).routes[0]?.timeouts).toEqual({ requestMs: 5000, connectMs: null });
+    expect((await loadRoutesConfig(file)).routes[0]?.timeouts).toEqual({ requestMs: 5000 });
   });
 
   it('accepts JSON (it is YAML 1.2), including a $schema hint', async () => {

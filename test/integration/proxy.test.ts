@@ -211,6 +211,30 @@ describe('upstream failures', () => {
     }
   });
 
+  it('lets a route override its pool\'s request timeout', async () => {
+    const slow = await new TestUpstream((_req, res) => setTimeout(() => res.end('late'), 1500)).start();
+    const gw = await startGateway({
+      upstreams: { slow: { targets: [{ url: slow.url }], timeouts: { request: '10s' } } },
+      routes: [
+        { name: 'hurried', prefix: '/hurried', upstream: 'slow', timeouts: { request: '200ms' } },
+        { name: 'patient', prefix: '/patient', upstream: 'slow' },
+      ],
+    });
+    try {
+      const started = Date.now();
+      const hurried = await request(`${gw.url}/hurried`);
+      await hurried.body.dump();
+      expect(hurried.statusCode).toBe(504);
+      expect(Date.now() - started).toBeLessThan(1400);
+      const patient = await request(`${gw.url}/patient`);
+      expect(patient.statusCode).toBe(200);
+      expect(await patient.body.text()).toBe('late');
+    } finally {
+      await gw.stop();
+      await slow.stop();
+    }
+  });
+
   it('never sends a client GET to a 503 upstream more than attempts + 1 times', async () => {
     const failing = await new TestUpstream((_req, res) => {
       res.writeHead(503);

@@ -25,7 +25,7 @@ export function routeConfig(spec: RouteSpec): RouteConfig {
     auth: null,
     rateLimit: [],
     websocket: false,
-    timeouts: { requestMs: null, connectMs: null },
+    timeouts: { requestMs: null },
     mirror: null,
     headers: { request: null, response: null },
     cors: null,

@@ -270,3 +270,29 @@ describe('upstream failures', () => {
     }
   });
 });
+
+describe('trusted proxies', () => {
+  it('believes X-Forwarded-* only from trustedProxies, and appends the peer', async () => {
+    const upstream = await new TestUpstream(echo).start();
+    const trusting = await startGateway(simpleRoutes([upstream.url]), { trustedProxies: ['127.0.0.0/8'] });
+    const wary = await startGateway(simpleRoutes([upstream.url]), { trustedProxies: ['10.0.0.0/8'] });
+    try {
+      const headers = { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example.com', forwarded: 'for=203.0.113.7' };
+      const viaTrusted = JSON.parse(await (await request(`${trusting.url}/a`, { headers })).body.text()) as Echo;
+      expect(viaTrusted.headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+      expect(viaTrusted.headers['x-forwarded-proto']).toBe('https');
+      expect(viaTrusted.headers['x-forwarded-host']).toBe('shop.example.com');
+      expect(viaTrusted.headers.forwarded).toBe('for=203.0.113.7');
+
+      const viaOther = JSON.parse(await (await request(`${wary.url}/a`, { headers })).body.text()) as Echo;
+      expect(viaOther.headers['x-forwarded-for']).toBe('127.0.0.1');
+      expect(viaOther.headers['x-forwarded-proto']).toBe('http');
+      expect(viaOther.headers['x-forwarded-host']).toBe(`127.0.0.1:${wary.port}`);
+      expect(viaOther.headers.forwarded).toBeUndefined();
+    } finally {
+      await trusting.stop();
+      await wary.stop();
+      await upstream.stop();
+    }
+  });
+});

@@ -1,8 +1,9 @@
-import type { GatewayConfig, RoutesConfig } from '../config/types.js';
+import type { GatewayConfig, RoutesConfig, UpstreamConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import { PathRewriter } from '../router/rewrite.js';
 import { RouteTable } from '../router/table.js';
 import type { EndpointRegistry } from '../upstream/registry.js';
+import { type DiscoveryProvider, StaticDiscovery } from '../upstream/discovery/provider.js';
 import { PoolMember } from '../upstream/member.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { type CompiledRoute, Snapshot } from './snapshot.js';
@@ -20,9 +21,7 @@ export function compileSnapshot(
 ): Snapshot {
   const pools = new Map<string, UpstreamPool>();
   for (const upstream of routes.upstreams) {
-    // Static targets only here; DNS discovery fills the same members from its provider.
-    const targets = upstream.targets ?? [];
-    const members = targets.map((t) => new PoolMember(registry.acquire(upstream, t.url), t.weight));
+    const members = discoveryFor(upstream).current().map((t) => new PoolMember(registry.acquire(upstream, t.url), t.weight));
     pools.set(upstream.name, new UpstreamPool(upstream, members));
   }
 
@@ -53,4 +52,12 @@ export function compileSnapshot(
     table: new RouteTable(compiled),
     pools,
   });
+}
+
+/** Where a pool's endpoints come from. DNS discovery plugs in here (the loader refuses it for now). */
+function discoveryFor(upstream: UpstreamConfig): DiscoveryProvider {
+  if (upstream.targets === null) {
+    throw new GatewayError('GW_ERR_CONFIG_UNSUPPORTED', [`upstream "${upstream.name}": discovery`]);
+  }
+  return new StaticDiscovery(upstream.targets);
 }

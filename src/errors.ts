@@ -21,6 +21,7 @@ export const ERROR_CATALOGUE = {
   GW_ERR_REQUEST_MALFORMED: { status: 400, publicCode: 'bad_request', message: 'malformed request: %s' },
   GW_ERR_REQUEST_BODY_TOO_LARGE: { status: 413, publicCode: 'payload_too_large', message: 'request body exceeds %s bytes' },
   GW_ERR_REQUEST_HEADERS_TOO_LARGE: { status: 431, publicCode: 'headers_too_large', message: 'request headers are too large' },
+  GW_ERR_REQUEST_TIMEOUT: { status: 408, publicCode: 'request_timeout', message: 'the request did not arrive in time' },
   GW_ERR_AUTH_UNAUTHORIZED: { status: 401, publicCode: 'unauthorized', message: 'authentication required' },
   GW_ERR_AUTH_FORBIDDEN: { status: 403, publicCode: 'forbidden', message: 'access denied' },
   GW_ERR_RATELIMIT_LIMITED: { status: 429, publicCode: 'rate_limited', message: 'rate limit exceeded' },

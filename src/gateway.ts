@@ -38,6 +38,7 @@ export class Gateway {
   readonly #reloader: Reloader;
   readonly #listeners: { name: string; app: FastifyInstance }[] = [];
   #admin: FastifyInstance | null = null;
+  #engine: ProxyEngine | null = null;
   #draining = false;
   #stopped: Promise<void> | null = null;
 
@@ -64,13 +65,13 @@ export class Gateway {
     const first = await this.#reloader.reload();
     if (first.result === 'failure') throw new ConfigError(first.errors);
 
-    const engine = new ProxyEngine({
+    const engine = (this.#engine = new ProxyEngine({
       holder: this.holder,
       metrics: this.metrics,
       accessLog: this.config.log.accessLog ? this.log.child({ log: 'access' }) : null,
       trustedProxies: this.config.trustedProxies,
       bodyLimit: this.config.limits.bodyLimit,
-    });
+    }));
 
     this.#admin = createAdminServer({
       holder: this.holder,
@@ -124,6 +125,7 @@ export class Gateway {
 
   async #drain(): Promise<void> {
     this.#draining = true;
+    this.#engine?.startDraining();
     this.log.info({ event: 'draining' }, 'draining: no new connections, finishing in-flight requests');
     const closing = Promise.all(this.#listeners.map((l) => l.app.close()));
     // Keep-alive connections become idle as their last response ends; close each then, or a

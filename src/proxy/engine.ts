@@ -79,6 +79,7 @@ export class ProxyEngine implements ExchangeRecorder {
   readonly #accessLog: Logger | null;
   readonly #trusted: TrustedProxies;
   readonly #bodyLimit: number;
+  #draining = false;
 
   constructor(options: ProxyEngineOptions) {
     this.#holder = options.holder;
@@ -94,8 +95,17 @@ export class ProxyEngine implements ExchangeRecorder {
     this.handle(req, res, proto, isWebSocketUpgrade(req) ? { socket, head } : null);
   }
 
+  /**
+   * From now on every response says `Connection: close`, so clients on keep-alive connections
+   * finish their current request and reconnect elsewhere instead of being refused.
+   */
+  startDraining(): void {
+    this.#draining = true;
+  }
+
   handle(req: IncomingMessage, res: ServerResponse, proto: 'http' | 'https', upgrade: WebSocketUpgrade | null = null): void {
     const startedAt = performance.now();
+    if (this.#draining) res.shouldKeepAlive = false;
     const headers = req.headers;
     const requestId = requestIdFor(headers['x-request-id']);
     const method = req.method ?? 'GET';

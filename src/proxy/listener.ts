@@ -34,7 +34,9 @@ export function createPublicListener(
     requestTimeout: limits.requestTimeoutMs,
     // The gateway answers HEAD through the same catch-all; fastify must not add its own.
     exposeHeadRoutes: false,
-    return503OnClosing: true,
+    // During a drain, requests already on keep-alive connections are served (with
+    // `Connection: close`, see ProxyEngine) rather than refused with fastify's own 503.
+    return503OnClosing: false,
     clientErrorHandler: answerClientError,
     frameworkErrors: (error, request, reply) => {
       const requestId = requestIdFor(request.headers['x-request-id']);
@@ -73,26 +75,29 @@ export function createPublicListener(
 
 const CLIENT_ERRORS: Readonly<Record<string, GatewayError>> = {
   HPE_HEADER_OVERFLOW: new GatewayError('GW_ERR_REQUEST_HEADERS_TOO_LARGE'),
+  // Slow client (slowloris headers or a dripped body) past headersTimeout / requestTimeout.
+  ERR_HTTP_REQUEST_TIMEOUT: new GatewayError('GW_ERR_REQUEST_TIMEOUT'),
 };
+
+const REASONS: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /**
  * Requests Node's parser refused never reach fastify. They still get the JSON error of SPEC §4,
  * and the connection is closed since the byte stream can no longer be trusted.
  */
 function answerClientError(error: Error & { code?: string }, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+  // A request already handed to the engine (e.g. a body that stopped dripping in) has a response
+  // object on the socket (Node's own handler checks the same field): writing raw bytes beside it
+  // would corrupt the stream, so the connection is cut and the exchange sees the client leave.
+  const inProgress = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable || (inProgress !== undefined && inProgress !== null)) {
     socket.destroy();
-    return;
-  }
-  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    // Slow client (slowloris or dripped body): say so briefly and hang up.
-    socket.end('HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     return;
   }
   const err = CLIENT_ERRORS[error.code ?? ''] ?? new GatewayError('GW_ERR_REQUEST_MALFORMED', [error.code ?? 'unparsable request']);
   const requestId = requestIdFor(undefined);
   const body = JSON.stringify({ error: { status: err.status, code: err.publicCode, message: err.message, requestId } });
-  const reason = err.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  const reason = REASONS[err.status] ?? 'Bad Request';
   socket.end(
     `HTTP/1.1 ${err.status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
@@ -141,6 +142,34 @@ describe('hot reload and drain (real process, real signals)', () => {
       expect(await inFlight).toEqual({ status: 200, body: 'done' });
       expect(await gw.exited).toBe(0);
       expect(existsSync(pidFile)).toBe(false);
+    } finally {
+      gw.child.kill('SIGKILL');
+      await slow.stop();
+      await rm(files.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('serves a request queued on a busy keep-alive connection during the drain, with Connection: close', async () => {
+    const slow = await new TestUpstream((req, res) => setTimeout(() => res.end(`done ${req.url}`), req.url === '/first' ? 1500 : 0)).start();
+    const files = await writeConfig(gatewayYaml(LOGGED), simpleRoutes([slow.url]));
+    const gw = await spawnGateway(files.gatewayFile);
+    try {
+      const socket = connect(gw.port, '127.0.0.1');
+      let received = '';
+      socket.on('data', (d: Buffer) => { received += d.toString('latin1'); });
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n');
+      while (slow.seen.length === 0) await sleep(20);
+      gw.child.kill('SIGTERM');
+      await gw.waitForLine(/"event":"draining"/);
+      // Pipelined behind the in-flight request: the connection is busy, so the drain must not cut it.
+      socket.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+      await closed;
+      const responses = received.split(/(?=HTTP\/1\.1 )/);
+      expect(responses).toHaveLength(2);
+      expect(responses[0]).toMatch(/^HTTP\/1\.1 200[\s\S]*done \/first$/);
+      expect(responses[1]).toMatch(/^HTTP\/1\.1 200[\s\S]*\r\nConnection: close\r\n[\s\S]*done \/second$/i);
+      expect(await gw.exited).toBe(0);
     } finally {
       gw.child.kill('SIGKILL');
       await slow.stop();

@@ -44,6 +44,8 @@ describe('slow clients', () => {
   it('cuts a slowloris (headers dripped) at headersTimeout', async () => {
     const { answer, closedAfterMs } = await drip(gw.port, 'GET / HTTP/1.1\r\n', 'X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n', 100);
     expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    expect(answer).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/);
+    expect(answer).toContain('"code":"request_timeout"');
     expect(closedAfterMs).toBeLessThan(4000);
   });
 

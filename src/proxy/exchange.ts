@@ -20,6 +20,9 @@ export interface ExchangeRecorder {
 // the request may have reached the upstream.
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+// How often the balancer is asked for an endpoint not tried yet before settling for one that was.
+const RETRY_PICKS = 4;
+
 /** Status the access log and metrics record when the client went away before its response. */
 export const CLIENT_CLOSED_STATUS = 499;
 
@@ -67,6 +70,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #attemptStartedAt = 0;
   #tried: PoolMember[] | null = null;
   #retryPending = false;
+  /** The endpoint chosen for the retry a discarded response asked for. */
+  #next: PoolMember | null = null;
   #isRetry = false;
   #clientGone = false;
   #finished = false;
@@ -192,7 +197,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     const failure = classifyUpstreamError(err);
     this.#completeAttempt(failure.status, failure.failure);
-    if (!this.res.headersSent && this.#canRetryFailure(failure.failure, failure.status)) {
+    if (!this.res.headersSent && this.#canRetryFailure(failure.failure)) {
       this.#retry();
       return;
     }
@@ -235,10 +240,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #shouldRetryStatus(status: number): boolean {
     if (status < 500 || !IDEMPOTENT.has(this.method) || this.#body !== null) return false;
     const listed = this.#retryOn(String(status) as RetryCondition) || this.#retryOn('5xx');
-    return listed && this.#retryAllowed() && this.#nextMember() !== null;
+    if (!listed || !this.#retryAllowed()) return false;
+    // Decide on the next endpoint now: the response is only discarded when there is one to try.
+    this.#next = this.#nextMember();
+    return this.#next !== null;
   }
 
-  #canRetryFailure(failure: FailureKind, _status: number): boolean {
+  #canRetryFailure(failure: FailureKind): boolean {
     if (this.#clientGone || !this.#retryAllowed()) return false;
     // After a connect failure nothing was sent, so even a POST with a body is safe to resend (the
     // body stream was never read). Any other failure may have reached the upstream.
@@ -249,20 +257,24 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     return this.#retryOn('502');
   }
 
-  /** Another endpoint than those tried, when the pool has one; else any usable one. */
+  /**
+   * The balancer's pick, asked a few times for an endpoint not tried yet: best effort, since the
+   * usable set may hold only endpoints already tried (then one of them is tried again).
+   */
   #nextMember(): PoolMember | null {
     const pool = this.route.pool;
     const tried = this.#tried;
-    for (let i = 0; i < 3; i++) {
-      const candidate = pool.pick({ hashKey: null });
-      if (candidate === null) return null;
-      if (tried === null || !tried.includes(candidate) || pool.members.length === 1) return candidate;
+    let candidate: PoolMember | null = null;
+    for (let i = 0; i < RETRY_PICKS; i++) {
+      candidate = pool.pick({ hashKey: null });
+      if (candidate === null || tried === null || !tried.includes(candidate)) return candidate;
     }
-    return pool.members.find((m) => tried === null || !tried.includes(m)) ?? pool.pick({ hashKey: null });
+    return candidate;
   }
 
   #retry(): void {
-    const next = this.#nextMember();
+    const next = this.#next ?? this.#nextMember();
+    this.#next = null;
     if (next === null) {
       this.#fail(new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), false);
       return;

@@ -252,6 +252,34 @@ describe('upstream failures', () => {
     }
   });
 
+  it('retries a GET answered 503 on the other endpoint, and never retries a POST', async () => {
+    const failing = await new TestUpstream((_req, res) => { res.writeHead(503); res.end('no'); }).start();
+    const ok = await new TestUpstream(echo).start();
+    const gw = await startGateway(simpleRoutes([failing.url, ok.url], {}, { balancer: 'round-robin', retries: { attempts: 1, on: ['503'] } }));
+    try {
+      for (let i = 0; i < 4; i++) {
+        const res = await request(`${gw.url}/get`);
+        await res.body.dump();
+        expect(res.statusCode).toBe(200);
+      }
+      expect(ok.seen.length).toBe(4);
+      const failedBefore = failing.seen.length;
+      const okBefore = ok.seen.length;
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await request(`${gw.url}/post`, { method: 'POST', body: 'x' });
+        await res.body.dump();
+        statuses.push(res.statusCode);
+      }
+      // Every POST reached exactly one endpoint: the 503s came back to the client as they were.
+      expect((failing.seen.length - failedBefore) + (ok.seen.length - okBefore)).toBe(4);
+      expect(statuses.filter((st) => st === 503)).toHaveLength(failing.seen.length - failedBefore);
+    } finally {
+      await gw.stop();
+      await Promise.all([failing.stop(), ok.stop()]);
+    }
+  });
+
   it('retries a connect failure on another endpoint, even for a POST with a body', async () => {
     const ok = await new TestUpstream(echo).start();
     const dead = await closedPort();

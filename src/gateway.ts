@@ -146,6 +146,7 @@ export class Gateway {
       for (const l of this.#listeners) l.app.server.closeAllConnections();
       await closing;
     }
+    this.holder.current?.stop();
     await this.#registry.closeAll();
     await this.#admin?.close();
     if (this.config.pidFile !== null) await rm(this.config.pidFile, { force: true });

@@ -94,6 +94,8 @@ export class Reloader {
 
   #swap(next: Snapshot): void {
     const previous = this.#holder.swap(next);
+    previous?.stop();
+    next.start();
     const removed = this.#registry.release(next.endpoints);
     if (previous !== null) {
       this.#retiredActive.add(previous);

@@ -55,6 +55,16 @@ export class Snapshot {
     this.endpoints = endpoints;
   }
 
+  /** Starts the pools' timers; called when this snapshot becomes the current one. */
+  start(): void {
+    for (const pool of this.pools.values()) pool.start();
+  }
+
+  /** Stops the pools' timers; called when this snapshot is replaced or the gateway stops. */
+  stop(): void {
+    for (const pool of this.pools.values()) pool.stop();
+  }
+
   get active(): number {
     return this.#active;
   }

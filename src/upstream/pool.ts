@@ -41,6 +41,18 @@ export class UpstreamPool {
     this.refresh();
   }
 
+  /** Starts the pool's timers (outlier sweep, health probes) when its snapshot goes live. */
+  start(): void {
+    this.outlier.start();
+    this.health.start(this.members, () => this.refresh());
+  }
+
+  /** Stops them when its snapshot is replaced: the next snapshot's pool takes over the endpoints. */
+  stop(): void {
+    this.outlier.stop();
+    this.health.stop();
+  }
+
   get panic(): boolean {
     return this.#panic;
   }

@@ -304,7 +304,12 @@ export class ProxyEngine implements ExchangeRecorder {
     snapshot: Snapshot | null, details: RejectDetails = {},
   ): void {
     const route = details.route ?? null;
-    writeError(res, err, requestId, details.headers ?? null, details.close === true);
+    // A refused request's unread body would otherwise be read and thrown away to keep the
+    // connection (however large it is): closing is cheaper and bounds what a client can send.
+    const unreadBody = !req.complete && (req.headers['content-length'] !== undefined
+      ? req.headers['content-length'] !== '0'
+      : req.headers['transfer-encoding'] !== undefined);
+    writeError(res, err, requestId, details.headers ?? null, details.close === true || unreadBody);
     const routeName = route?.name ?? UNMATCHED_ROUTE;
     const method = req.method ?? 'GET';
     const durationMs = performance.now() - startedAt;

@@ -148,6 +148,12 @@ describe('proxying', () => {
     expect(upstream.seen.length).toBe(before);
   });
 
+  it('closes the connection after refusing a request whose body it did not read', async () => {
+    const refused = await rawRequest(gw.port, 'POST /%2f HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial');
+    expect(refused).toMatch(/^HTTP\/1\.1 400/);
+    expect(refused).toMatch(/\r\nconnection: close\r\n/i);
+  });
+
   it('refuses a chunked body that grows over bodyLimit with 413', async () => {
     const chunk = Buffer.alloc(600).toString('hex').slice(0, 600);
     const text = await rawRequest(gw.port, `POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n${chunk}\r\n258\r\n${chunk}\r\n0\r\n\r\n`);

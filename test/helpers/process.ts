@@ -53,7 +53,15 @@ export async function spawnGateway(configFile: string, extraArgs: readonly strin
     });
   };
 
-  const started = JSON.parse(await waitForLine(/"event":"started"/)) as { listeners: { name: string; port: number }[] };
+  let startedLine: string;
+  try {
+    startedLine = await waitForLine(/"event":"started"/);
+  } catch (err) {
+    // Never leave a half-started gateway behind a failed test.
+    child.kill('SIGKILL');
+    throw err;
+  }
+  const started = JSON.parse(startedLine) as { listeners: { name: string; port: number }[] };
   const admin = started.listeners.find((l) => l.name === 'admin')!;
   const pub = started.listeners.find((l) => l.name !== 'admin')!;
   return { child, port: pub.port, adminPort: admin.port, lines, stderr, exited, waitForLine };

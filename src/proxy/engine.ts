@@ -9,6 +9,7 @@ import { normalizePath, resolveRequestHost, splitTarget } from '../router/normal
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import type { PoolMember } from '../upstream/member.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import type { AttemptOutcome, FailureKind } from '../upstream/outcome.js';
 import { BodyLimitStream } from './body-limit.js';
 import { TrustedProxies, peerAddress } from './client-address.js';
@@ -49,6 +50,26 @@ interface RoutedRequest {
 interface WebSocketUpgrade {
   readonly socket: Duplex;
   readonly head: Buffer;
+}
+
+/** What the access log and request metrics record of a finished request. */
+interface FinishedRequest {
+  readonly requestId: string;
+  readonly clientIp: string;
+  readonly method: string;
+  readonly host: string | null;
+  readonly path: string;
+  readonly route: string | null; // null: matched no route
+  readonly upstream: string | null;
+  readonly endpoint: string | null;
+  readonly status: number;
+  readonly error: string | null; // public error code when the gateway answered itself
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly startedAt: number;
+  readonly upstreamMs: number;
+  readonly attempts: number;
+  readonly websocket: boolean;
 }
 
 /** Optional facts about a refused request, for its response, metrics and access log. */
@@ -224,29 +245,22 @@ export class ProxyEngine implements ExchangeRecorder {
     exchange.start(member);
   }
 
-  /** A WebSocket connection: one upstream attempt, recorded when the handshake ends and when the tunnel closes. */
+  /** A WebSocket connection: one upstream attempt, recorded when the handshake fails or the tunnel closes. */
   #tunnel(state: RoutedRequest, member: PoolMember, headers: string[]): void {
     const { route, target, upgrade } = state;
-    const endpoint = member.endpoint;
     const attemptStarted = performance.now();
-    endpoint.begin();
-    const finish = (status: number, failure: FailureKind | null): void => {
-      const outcome: AttemptOutcome = { status, failure, durationMs: performance.now() - attemptStarted };
-      endpoint.end(outcome);
-      route.pool.outlier.record(endpoint, outcome);
-      this.#metrics.upstreamRequests.labels(route.pool.name, member.address, String(status)).inc();
-      this.#metrics.upstreamDuration.labels(route.pool.name).observe(outcome.durationMs / 1000);
-      this.#metrics.requests.labels(route.name, 'GET', String(status)).inc();
-      this.#metrics.requestDuration.labels(route.name).observe((performance.now() - state.startedAt) / 1000);
-      this.#accessLog?.info({
+    member.endpoint.begin();
+    const finish = (status: number, failure: FailureKind | null, error: string | null): void => {
+      const upstreamMs = performance.now() - attemptStarted;
+      this.attemptFinished(route.pool, member, { status, failure, durationMs: upstreamMs });
+      this.#recordRequest({
         requestId: state.requestId, clientIp: state.clientIp, method: 'GET', host: state.req.headers.host ?? null,
-        path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status,
-        websocket: true, bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
-        durationMs: round(performance.now() - state.startedAt), upstreamMs: round(outcome.durationMs),
-        rateLimit: null, jwtSubject: null,
-      }, 'request');
+        path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status, error,
+        bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
+        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true,
+      });
     };
-    openTunnel(endpoint.dispatcher, {
+    openTunnel(member.endpoint.dispatcher, {
       path: target.query === '' ? route.rewriter.rewrite(target.path) : `${route.rewriter.rewrite(target.path)}?${target.query}`,
       headers,
       headersTimeoutMs: route.requestTimeoutMs,
@@ -255,46 +269,44 @@ export class ProxyEngine implements ExchangeRecorder {
       // The snapshot is released once the handshake is over: a tunnel may live for hours and must
       // not hold a replaced snapshot (and its endpoints) open.
       opened: () => state.snapshot.release(),
-      closed: () => finish(101, null),
+      closed: () => finish(101, null, null),
       failed: (err) => {
         const failure = classifyUpstreamError(err);
-        finish(failure.status, failure.failure);
-        writeError(state.res, new GatewayError(failure.code), state.requestId);
+        const refusal = new GatewayError(failure.code);
+        finish(failure.status, failure.failure, refusal.publicCode);
+        writeError(state.res, refusal, state.requestId);
         state.snapshot.release();
       },
     });
   }
 
-  attemptFinished(exchange: ProxyExchange, member: PoolMember, outcome: AttemptOutcome): void {
-    const upstream = exchange.route.pool.name;
-    this.#metrics.upstreamRequests.labels(upstream, member.address, String(outcome.status)).inc();
-    this.#metrics.upstreamDuration.labels(upstream).observe(outcome.durationMs / 1000);
+  /** Every upstream attempt ends here: endpoint counters, outlier detection, metrics. */
+  attemptFinished(pool: UpstreamPool, member: PoolMember, outcome: AttemptOutcome): void {
+    member.endpoint.end(outcome);
+    pool.outlier.record(member.endpoint, outcome);
+    this.#metrics.upstreamRequests.labels(pool.name, member.address, String(outcome.status)).inc();
+    this.#metrics.upstreamDuration.labels(pool.name).observe(outcome.durationMs / 1000);
   }
 
   exchangeFinished(exchange: ProxyExchange): void {
-    const durationMs = performance.now() - exchange.startedAt;
-    this.#metrics.requests.labels(exchange.route.name, methodLabel(exchange.method), String(exchange.status)).inc();
-    this.#metrics.requestDuration.labels(exchange.route.name).observe(durationMs / 1000);
-    if (this.#accessLog !== null) {
-      this.#accessLog.info({
-        requestId: exchange.requestId,
-        clientIp: exchange.clientIp,
-        method: exchange.method,
-        host: exchange.req.headers.host ?? null,
-        path: exchange.logPath,
-        route: exchange.route.name,
-        upstream: exchange.route.pool.name,
-        endpoint: exchange.endpointAddress,
-        status: exchange.status,
-        bytesIn: Number(exchange.req.headers['content-length'] ?? 0),
-        bytesOut: exchange.bytesOut,
-        durationMs: round(durationMs),
-        upstreamMs: round(exchange.upstreamMs),
-        attempts: exchange.attempts,
-        rateLimit: null,
-        jwtSubject: null,
-      }, 'request');
-    }
+    this.#recordRequest({
+      requestId: exchange.requestId,
+      clientIp: exchange.clientIp,
+      method: exchange.method,
+      host: exchange.req.headers.host ?? null,
+      path: exchange.logPath,
+      route: exchange.route.name,
+      upstream: exchange.route.pool.name,
+      endpoint: exchange.endpointAddress,
+      status: exchange.status,
+      error: null,
+      bytesIn: Number(exchange.req.headers['content-length'] ?? 0),
+      bytesOut: exchange.bytesOut,
+      startedAt: exchange.startedAt,
+      upstreamMs: exchange.upstreamMs,
+      attempts: exchange.attempts,
+      websocket: false,
+    });
     exchange.snapshot.release();
   }
 
@@ -310,33 +322,55 @@ export class ProxyEngine implements ExchangeRecorder {
       ? req.headers['content-length'] !== '0'
       : req.headers['transfer-encoding'] !== undefined);
     writeError(res, err, requestId, details.headers ?? null, details.close === true || unreadBody);
-    const routeName = route?.name ?? UNMATCHED_ROUTE;
-    const method = req.method ?? 'GET';
-    const durationMs = performance.now() - startedAt;
-    this.#metrics.requests.labels(routeName, methodLabel(method), String(err.status)).inc();
-    this.#metrics.requestDuration.labels(routeName).observe(durationMs / 1000);
-    if (this.#accessLog !== null) {
-      this.#accessLog.info({
-        requestId,
-        clientIp: peerAddress(req.socket.remoteAddress),
-        method,
-        host: req.headers.host ?? null,
-        // The raw target of a refused request is client-controlled: bounded, and never with its query.
-        path: details.path ?? rawPathForLog(req.url),
-        route: route?.name ?? null,
-        upstream: route?.pool.name ?? null,
-        endpoint: null,
-        status: err.status,
-        error: err.publicCode,
-        bytesIn: Number(req.headers['content-length'] ?? 0),
-        bytesOut: 0,
-        durationMs: round(durationMs),
-        upstreamMs: 0,
-        rateLimit: null,
-        jwtSubject: null,
-      }, 'request');
-    }
+    this.#recordRequest({
+      requestId,
+      clientIp: peerAddress(req.socket.remoteAddress),
+      method: req.method ?? 'GET',
+      host: req.headers.host ?? null,
+      // The raw target of a refused request is client-controlled: bounded, and never with its query.
+      path: details.path ?? rawPathForLog(req.url),
+      route: route?.name ?? null,
+      upstream: route?.pool.name ?? null,
+      endpoint: null,
+      status: err.status,
+      error: err.publicCode,
+      bytesIn: Number(req.headers['content-length'] ?? 0),
+      bytesOut: 0,
+      startedAt,
+      upstreamMs: 0,
+      attempts: 0,
+      websocket: false,
+    });
     snapshot?.release();
+  }
+
+  /** The request metrics and the one access-log line every request ends with, whatever its path. */
+  #recordRequest(r: FinishedRequest): void {
+    const routeLabel = r.route ?? UNMATCHED_ROUTE;
+    const durationMs = performance.now() - r.startedAt;
+    this.#metrics.requests.labels(routeLabel, methodLabel(r.method), String(r.status)).inc();
+    this.#metrics.requestDuration.labels(routeLabel).observe(durationMs / 1000);
+    if (this.#accessLog === null) return;
+    this.#accessLog.info({
+      requestId: r.requestId,
+      clientIp: r.clientIp,
+      method: r.method,
+      host: r.host,
+      path: r.path,
+      route: r.route,
+      upstream: r.upstream,
+      endpoint: r.endpoint,
+      status: r.status,
+      error: r.error,
+      websocket: r.websocket,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+      durationMs: round(durationMs),
+      upstreamMs: round(r.upstreamMs),
+      attempts: r.attempts,
+      rateLimit: null,
+      jwtSubject: null,
+    }, 'request');
   }
 }
 

@@ -5,6 +5,7 @@ import { GatewayError } from '../errors.js';
 import type { RetryCondition } from '../config/types.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { PoolMember } from '../upstream/member.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import type { AttemptOutcome, FailureKind } from '../upstream/outcome.js';
 import { writeError } from './error-reply.js';
 import { clientResponseHeaders } from './headers.js';
@@ -12,7 +13,7 @@ import { classifyUpstreamError } from './upstream-errors.js';
 
 /** What the exchange reports once the client's response is over (or abandoned). */
 export interface ExchangeRecorder {
-  attemptFinished(exchange: ProxyExchange, member: PoolMember, outcome: AttemptOutcome): void;
+  attemptFinished(pool: UpstreamPool, member: PoolMember, outcome: AttemptOutcome): void;
   exchangeFinished(exchange: ProxyExchange): void;
 }
 
@@ -222,9 +223,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const durationMs = performance.now() - this.#attemptStartedAt;
     this.upstreamMs += durationMs;
     const outcome: AttemptOutcome = { status, failure, durationMs };
-    member.endpoint.end(outcome);
-    this.route.pool.outlier.record(member.endpoint, outcome);
-    this.#recorder.attemptFinished(this, member, outcome);
+    this.#recorder.attemptFinished(this.route.pool, member, outcome);
     this.member = null;
     (this.#tried ??= []).push(member);
   }

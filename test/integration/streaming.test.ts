@@ -28,7 +28,8 @@ const gc = (globalThis as { gc?: () => void }).gc;
 function liveBytes(): number {
   gc!();
   const m = process.memoryUsage();
-  return m.heapUsed + m.external + m.arrayBuffers;
+  // `external` already includes `arrayBuffers` (Buffers live there): adding both counted them twice.
+  return m.heapUsed + m.external;
 }
 
 /**

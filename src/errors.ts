@@ -34,9 +34,7 @@ export const ERROR_CATALOGUE = {
 
   // Configuration and operations (operator-facing)
   GW_ERR_CONFIG_INVALID: { status: 500, publicCode: null, message: 'invalid configuration: %s' },
-  GW_ERR_CONFIG_READ: { status: 500, publicCode: null, message: 'cannot read %s: %s' },
   GW_ERR_CONFIG_UNSUPPORTED: { status: 500, publicCode: null, message: '%s is not supported yet' },
-  GW_ERR_RELOAD_FAILED: { status: 500, publicCode: null, message: 'reload failed: %s' },
   GW_ERR_CLI_USAGE: { status: 500, publicCode: null, message: '%s' },
   GW_ERR_LISTEN_FAILED: { status: 500, publicCode: null, message: 'cannot listen on %s: %s' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -41,8 +41,6 @@ export class Endpoint {
   ejectedUntil: number | null = null;
   lastEjection: EjectionRecord | null = null;
   latencyEwmaMs = 0;
-  requests = 0;
-  failures = 0;
 
   constructor(upstream: string, url: string, key: string, options: EndpointOptions) {
     this.upstream = upstream;
@@ -66,8 +64,6 @@ export class Endpoint {
 
   end(outcome: AttemptOutcome): void {
     this.inFlight--;
-    this.requests++;
-    if (outcome.failure !== null || outcome.status >= 500) this.failures++;
     this.latencyEwmaMs = this.latencyEwmaMs === 0
       ? outcome.durationMs
       : this.latencyEwmaMs + EWMA_ALPHA * (outcome.durationMs - this.latencyEwmaMs);

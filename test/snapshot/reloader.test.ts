@@ -36,13 +36,13 @@ describe('Reloader', () => {
   it('keeps the same Endpoint objects (connections, counters) for endpoints that survive', async () => {
     const { reloader, holder } = await setup([A, B]);
     const before = holder.current!.pools.get('pool')!.members.map((m) => m.endpoint);
-    before[0]!.requests = 7;
+    before[0]!.latencyEwmaMs = 7;
     await writeRoutes(files, simpleRoutes([A, B, C], {}, { balancer: 'round-robin' }));
     expect((await reloader.reload()).result).toBe('success');
     const after = holder.current!.pools.get('pool')!.members.map((m) => m.endpoint);
     expect(after[0]).toBe(before[0]);
     expect(after[1]).toBe(before[1]);
-    expect(after[0]!.requests).toBe(7);
+    expect(after[0]!.latencyEwmaMs).toBe(7);
     expect(after).toHaveLength(3);
   });
 

@@ -28,6 +28,7 @@ export const ERROR_CATALOGUE = {
   GW_ERR_RATELIMIT_UNAVAILABLE: { status: 503, publicCode: 'ratelimit_unavailable', message: 'rate limiting is unavailable' },
   GW_ERR_UPSTREAM_BAD_GATEWAY: { status: 502, publicCode: 'bad_gateway', message: 'the upstream failed to answer' },
   GW_ERR_UPSTREAM_UNAVAILABLE: { status: 503, publicCode: 'upstream_unavailable', message: 'no usable upstream endpoint' },
+  GW_ERR_UPSTREAM_OVERLOADED: { status: 503, publicCode: 'upstream_overloaded', message: 'the upstream pool has too many requests waiting for a connection' },
   GW_ERR_UPSTREAM_TIMEOUT: { status: 504, publicCode: 'gateway_timeout', message: 'the upstream did not answer in time' },
   GW_ERR_FAULT_INJECTED: { status: 503, publicCode: 'fault_injected', message: 'fault injected by route configuration' },
   GW_ERR_INTERNAL: { status: 500, publicCode: 'internal_error', message: 'internal gateway error' },

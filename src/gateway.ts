@@ -2,8 +2,9 @@ import { writeFile, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { GatewayMetrics } from './admin/metrics.js';
-import { endpointStateCounts } from './admin/dumps.js';
+import { endpointStateCounts, panicStates } from './admin/dumps.js';
 import { createAdminServer } from './admin/server.js';
+import { UpstreamEventLog } from './admin/upstream-events.js';
 import type { GatewayConfig } from './config/types.js';
 import { ConfigError, GatewayError } from './errors.js';
 import { ProxyEngine } from './proxy/engine.js';
@@ -45,7 +46,10 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.config = options.config;
     this.log = options.logger ?? pino({ level: options.config.log.level, base: { pid: process.pid } });
-    this.metrics = new GatewayMetrics(() => endpointStateCounts(this.holder.current));
+    this.metrics = new GatewayMetrics({
+      endpointStates: () => endpointStateCounts(this.holder.current),
+      panicStates: () => panicStates(this.holder.current),
+    });
     this.#reloader = new Reloader({
       gateway: this.config,
       holder: this.holder,
@@ -53,6 +57,7 @@ export class Gateway {
       metrics: this.metrics,
       log: this.log,
       env: options.env,
+      events: new UpstreamEventLog(this.log, this.metrics),
     });
   }
 
@@ -147,6 +152,7 @@ export class Gateway {
       await closing;
     }
     this.holder.current?.stop();
+    this.#reloader.stop();
     await this.#registry.closeAll();
     await this.#admin?.close();
     if (this.config.pidFile !== null) await rm(this.config.pidFile, { force: true });

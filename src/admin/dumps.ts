@@ -1,6 +1,6 @@
 import type { GatewayConfig, RedisConfig } from '../config/types.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
-import type { EndpointStateCount } from './metrics.js';
+import type { EndpointStateCount, PoolPanicState } from './metrics.js';
 
 // URL-safe, so it survives URL serialisation unescaped.
 const REDACTED = '***';
@@ -68,7 +68,9 @@ export function upstreamsDump(snapshot: Snapshot | null): object {
             detail: e.lastEjection.detail,
             at: new Date(e.lastEjection.at).toISOString(),
             durationMs: e.lastEjection.durationMs,
+            number: e.lastEjection.number,
           },
+          lastCheck: e.active.lastResult,
           inFlight: e.inFlight,
           latencyEwmaMs: Math.round(e.latencyEwmaMs * 1000) / 1000,
         };
@@ -76,6 +78,12 @@ export function upstreamsDump(snapshot: Snapshot | null): object {
     });
   }
   return { upstreams };
+}
+
+/** Rows of gateway_upstream_panic, read at scrape time. */
+export function panicStates(snapshot: Snapshot | null): PoolPanicState[] {
+  if (snapshot === null) return [];
+  return [...snapshot.pools.values()].map((pool) => ({ upstream: pool.name, panic: pool.panic }));
 }
 
 /** Rows of gateway_upstream_endpoints, read at scrape time. */

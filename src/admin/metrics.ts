@@ -21,6 +21,17 @@ export interface EndpointStateCount {
   readonly count: number;
 }
 
+export interface PoolPanicState {
+  readonly upstream: string;
+  readonly panic: boolean;
+}
+
+/** Read at scrape time, so the request path never updates these gauges. */
+export interface MetricSources {
+  endpointStates(): readonly EndpointStateCount[];
+  panicStates(): readonly PoolPanicState[];
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
 
@@ -63,6 +74,22 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly upstreamPanic: Gauge<'upstream'>;
+
+  readonly discoveryResolutions = new Counter({
+    name: 'gateway_discovery_resolutions_total',
+    help: 'DNS resolutions of discovered pools by result: success, or failure (timeout, error or empty answer: the last good endpoints are kept).',
+    labelNames: ['upstream', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly overflows = new Counter({
+    name: 'gateway_upstream_overflows_total',
+    help: 'Requests refused with 503 upstream_overloaded because the pool had maxPendingRequests waiting for a connection.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
   readonly ratelimitDecisions = new Counter({
     name: 'gateway_ratelimit_decisions_total',
     help: 'Rate-limit decisions by policy: allowed, limited or store_error.',
@@ -97,8 +124,7 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  /** `endpointStates` is read at scrape time, so the request path never updates this gauge. */
-  constructor(endpointStates: () => readonly EndpointStateCount[]) {
+  constructor(sources: MetricSources) {
     this.upstreamEndpoints = new Gauge({
       name: 'gateway_upstream_endpoints',
       help: 'Endpoints per pool and state (healthy, ejected, unhealthy, draining).',
@@ -106,7 +132,17 @@ export class GatewayMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const row of endpointStates()) this.set({ upstream: row.upstream, state: row.state }, row.count);
+        for (const row of sources.endpointStates()) this.set({ upstream: row.upstream, state: row.state }, row.count);
+      },
+    });
+    this.upstreamPanic = new Gauge({
+      name: 'gateway_upstream_panic',
+      help: 'Whether the pool is in panic mode (1): fewer than panicThreshold of its endpoints usable, so it balances over all of them.',
+      labelNames: ['upstream'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const row of sources.panicStates()) this.set({ upstream: row.upstream }, row.panic ? 1 : 0);
       },
     });
     // Both reload outcomes exist from the start so rate() over them works before the first reload.

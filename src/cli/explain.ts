@@ -4,6 +4,8 @@ import { ConfigError, GatewayError, formatConfigIssue } from '../errors.js';
 import { normalizePath, resolveRequestHost, splitTarget } from '../router/normalize.js';
 import type { RouteCheck } from '../router/types.js';
 import { compileSnapshot } from '../snapshot/compile.js';
+import { StaticDiscovery } from '../upstream/discovery/provider.js';
+import { hashKeyOf } from '../upstream/hash-key.js';
 import { EndpointRegistry } from '../upstream/registry.js';
 
 export interface ExplainInput {
@@ -63,7 +65,8 @@ export async function runExplain(input: ExplainInput, out: ExplainOutput): Promi
   const { gateway, routes } = loaded;
   const registry = new EndpointRegistry();
   try {
-    const snapshot = compileSnapshot(gateway, routes, configVersion(routes), registry);
+    // Explain reads local files only: discovered pools are named, not resolved.
+    const snapshot = compileSnapshot(gateway, routes, configVersion(routes), registry, { discoveryFor: () => new StaticDiscovery([]) });
     const headers = parseHeaders(input.headers);
     const method = input.method.toUpperCase();
 
@@ -102,8 +105,18 @@ export async function runExplain(input: ExplainInput, out: ExplainOutput): Promi
     out.stdout(`result:  route "${route.name}" — ${explanation.reason}`);
     out.stdout(`upstream path: ${route.rewriter.rewrite(path)}${query === '' ? '' : `?${query}`}`);
     out.stdout(`pool:    ${pool.name} (${pool.config.balancer}, request timeout ${route.requestTimeoutMs}ms, connect timeout ${pool.config.timeouts.connectMs}ms)`);
-    for (const m of pool.members) out.stdout(`  endpoint ${m.address} ${m.endpoint.url} weight ${m.weight}`);
-    if (pool.members.length === 0) out.stdout('  (no endpoints: the request would get 503 upstream_unavailable)');
+    const discovery = pool.config.discovery;
+    if (discovery !== null) {
+      const { name, type, port } = discovery.dns;
+      const via = discovery.server ?? 'the system resolver';
+      out.stdout(`  endpoints: DNS ${type} ${name}${port === null ? '' : ` port ${port}`} via ${via} (not resolved by explain)`);
+    } else {
+      for (const m of pool.members) out.stdout(`  endpoint ${m.address} ${m.endpoint.url} weight ${m.weight}`);
+    }
+    if (pool.hashKey !== null) {
+      const key = hashKeyOf(pool.hashKey, headers, '(client ip)');
+      out.stdout(`  hash key (${pool.config.hashOn ?? ''}): ${key === null ? 'none in this request: a random endpoint' : JSON.stringify(key)}`);
+    }
     const auth = route.config.auth;
     out.stdout(`auth:    ${auth === null ? 'none' : `jwt provider "${auth.jwt}", require ${JSON.stringify(auth.require)}`}`);
     out.stdout(`rateLimit: ${route.config.rateLimit.length === 0 ? 'none' : route.config.rateLimit.join(', ')}`);

@@ -54,6 +54,7 @@ export function compileUpstream(name: string, entry: UpstreamEntry, issues: Issu
     },
     retries: compileRetries(entry.retries),
     maxConnectionsPerEndpoint: entry.maxConnectionsPerEndpoint ?? UPSTREAM_DEFAULTS.maxConnectionsPerEndpoint,
+    maxPendingRequests: entry.maxPendingRequests ?? UPSTREAM_DEFAULTS.maxPendingRequests,
   };
 }
 
@@ -128,5 +129,6 @@ function compileRetries(raw: UpstreamEntry['retries']): RetryConfig {
     attempts: settings.attempts ?? RETRY_DEFAULTS.attempts,
     on,
     budgetPercent: parsePercent(settings.budget ?? RETRY_DEFAULTS.budget),
+    perTryTimeoutMs: settings.perTryTimeout === undefined ? null : parseDuration(settings.perTryTimeout),
   };
 }

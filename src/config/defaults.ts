@@ -71,6 +71,8 @@ export const UPSTREAM_DEFAULTS = Object.freeze({
   healthCheck: null,
   panicThreshold: '50%',
   maxConnectionsPerEndpoint: 128,
+  // Envoy's max_pending_requests default.
+  maxPendingRequests: 1024,
 } as const);
 
 export const OUTLIER_DETECTION_DEFAULTS = Object.freeze({

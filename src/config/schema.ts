@@ -326,7 +326,7 @@ const UpstreamTimeouts = Obj(
   {
     connect: opt(Duration({ doc: 'Time to open a connection to an endpoint', min: '1ms', max: '5m', default: UPSTREAM_TIMEOUT_DEFAULTS.connect })),
     request: opt(
-      Duration({ doc: 'Time from sending the request until the response headers arrive; then 504', min: '1ms', max: '1h', default: UPSTREAM_TIMEOUT_DEFAULTS.request }),
+      Duration({ doc: 'Time from sending the request until the response headers arrive, all retries included; then 504', min: '1ms', max: '1h', default: UPSTREAM_TIMEOUT_DEFAULTS.request }),
     ),
   },
   { doc: 'Upstream timeouts', default: {} },
@@ -353,6 +353,14 @@ const Retries = Obj(
       }),
     ),
     budget: opt(Percent({ doc: 'Retries may add at most this share of the requests in flight to the pool, so retries cannot multiply an outage', default: RETRY_DEFAULTS.budget })),
+    perTryTimeout: opt(
+      Duration({
+        doc: 'Time one attempt may wait for response headers before it is abandoned (and retried when `on` lists timeout or 504); the request timeout still bounds all attempts together',
+        min: '1ms',
+        max: '1h',
+        absent: 'each attempt may use what is left of the request timeout',
+      }),
+    ),
   },
   { doc: 'Retries to another endpoint', default: {} },
 );
@@ -379,6 +387,14 @@ const Upstream = Obj(
     retries: opt(Retries),
     maxConnectionsPerEndpoint: opt(
       Int({ doc: 'Most concurrent connections to one endpoint; further requests wait for one', min: 1, max: 100000, default: UPSTREAM_DEFAULTS.maxConnectionsPerEndpoint }),
+    ),
+    maxPendingRequests: opt(
+      Int({
+        doc: 'Circuit breaker: most requests of the pool that may wait for a connection (their endpoint at maxConnectionsPerEndpoint); beyond it the gateway answers 503 upstream_overloaded at once',
+        min: 1,
+        max: 1000000,
+        default: UPSTREAM_DEFAULTS.maxPendingRequests,
+      }),
     ),
   },
   { doc: 'A pool of endpoints' },

@@ -124,6 +124,8 @@ export interface RetryConfig {
   readonly attempts: number;
   readonly on: readonly RetryCondition[];
   readonly budgetPercent: number; // 0..100
+  /** Headers deadline of one attempt; null: only the request timeout bounds it. */
+  readonly perTryTimeoutMs: DurationMs | null;
 }
 
 export interface UpstreamConfig {
@@ -139,6 +141,7 @@ export interface UpstreamConfig {
   readonly timeouts: UpstreamTimeouts;
   readonly retries: RetryConfig;
   readonly maxConnectionsPerEndpoint: number;
+  readonly maxPendingRequests: number;
 }
 
 export type JwtAlgorithm =

@@ -11,6 +11,7 @@ import type { SnapshotHolder } from '../snapshot/holder.js';
 import type { PoolMember } from '../upstream/member.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { AttemptOutcome, FailureKind } from '../upstream/outcome.js';
+import { hashKeyOf, NO_HASH_KEY } from '../upstream/hash-key.js';
 import { BodyLimitStream } from './body-limit.js';
 import { TrustedProxies, peerAddress } from './client-address.js';
 import { writeError } from './error-reply.js';
@@ -207,9 +208,16 @@ export class ProxyEngine implements ExchangeRecorder {
 
   #forward(state: RoutedRequest, ctx: FilterContext | null): void {
     const { req, route, target } = state;
-    const member = route.pool.pick({ hashKey: null });
+    const pool = route.pool;
+    const pickContext = pool.hashKey === null ? NO_HASH_KEY : { hashKey: hashKeyOf(pool.hashKey, req.headers, state.clientIp) };
+    const member = pool.pick(pickContext);
     if (member === null) {
       this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path });
+      return;
+    }
+    if (pool.overflows(member)) {
+      this.#metrics.overflows.labels(pool.name).inc();
+      this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_OVERLOADED'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path });
       return;
     }
     const rewritten = route.rewriter.rewrite(target.path);
@@ -241,6 +249,7 @@ export class ProxyEngine implements ExchangeRecorder {
       body,
       extraResponseHeaders: ctx?.responseHeaders ?? null,
       recorder: this,
+      pickContext,
     });
     exchange.start(member);
   }

@@ -22,7 +22,7 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return PROTOCOL;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return CONNECT_TIMEOUT;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') return HEADERS_TIMEOUT;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'GW_ATTEMPT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') return HEADERS_TIMEOUT;
   if (CONNECT_CODES.has(code)) return CONNECT_REFUSED;
   if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED') return RESET;
   // HPE_* (unparsable response), UND_ERR_RES_CONTENT_LENGTH_MISMATCH, UND_ERR_INFO, ...

@@ -1,28 +1,63 @@
-import type { GatewayConfig, RoutesConfig, UpstreamConfig } from '../config/types.js';
+import type { GatewayConfig, RoutesConfig, TargetConfig, UpstreamConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import { PathRewriter } from '../router/rewrite.js';
 import { RouteTable } from '../router/table.js';
 import type { EndpointRegistry } from '../upstream/registry.js';
-import { type DiscoveryProvider, StaticDiscovery } from '../upstream/discovery/provider.js';
+import type { DiscoveryProvider } from '../upstream/discovery/provider.js';
+import { type HealthEvents, NULL_HEALTH_CHECKER, NULL_HEALTH_EVENTS } from '../upstream/health/checker.js';
+import { HttpHealthChecker } from '../upstream/health/http-checker.js';
 import { PoolMember } from '../upstream/member.js';
-import { UpstreamPool } from '../upstream/pool.js';
+import { ConsecutiveFailureDetector, NULL_OUTLIER_DETECTOR, type OutlierEvents } from '../upstream/outlier/detector.js';
+import { type PoolEvents, UpstreamPool } from '../upstream/pool.js';
 import { type CompiledRoute, Snapshot } from './snapshot.js';
+
+/** Everything that reports upstream events (log lines, metrics). */
+export type UpstreamEvents = OutlierEvents & PoolEvents & HealthEvents;
+
+const SILENT_EVENTS: UpstreamEvents = {
+  ...NULL_HEALTH_EVENTS,
+  ejected(): void {},
+  restored(): void {},
+  ejectionCapped(): void {},
+  panicChanged(): void {},
+  membersChanged(): void {},
+};
+
+export interface CompileParts {
+  /** The live provider of a `discovery:` pool (kept across reloads by the gateway). */
+  readonly discoveryFor?: (upstream: UpstreamConfig) => DiscoveryProvider;
+  readonly events?: UpstreamEvents;
+  /** Called after discovery changed a live pool's members, to close endpoints nobody lists. */
+  readonly onMembersReplaced?: () => void;
+}
 
 /**
  * Builds a whole new snapshot from validated config. Endpoints come from the registry, so an
  * endpoint that survives a reload is the same object with the same connections and state. Nothing
- * here touches the running snapshot: a failure leaves it serving.
+ * here touches the running snapshot: a failure leaves it serving. Timers (outlier sweeps, health
+ * checks, discovery subscriptions) start only when the snapshot goes live.
  */
 export function compileSnapshot(
   gateway: GatewayConfig,
   routes: RoutesConfig,
   version: string,
   registry: EndpointRegistry,
+  parts: CompileParts = {},
 ): Snapshot {
+  const events = parts.events ?? SILENT_EVENTS;
   const pools = new Map<string, UpstreamPool>();
   for (const upstream of routes.upstreams) {
-    const members = discoveryFor(upstream).current().map((t) => new PoolMember(registry.acquire(upstream, t.url), t.weight));
-    pools.set(upstream.name, new UpstreamPool(upstream, members));
+    const memberFor = (t: TargetConfig): PoolMember => new PoolMember(registry.acquire(upstream, t.url), t.weight);
+    const discovery = upstream.targets === null ? discoveryFor(upstream, parts) : null;
+    const targets = discovery === null ? (upstream.targets ?? []) : discovery.current();
+    pools.set(upstream.name, new UpstreamPool(upstream, targets.map(memberFor), {
+      outlier: upstream.outlierDetection === null ? NULL_OUTLIER_DETECTOR : new ConsecutiveFailureDetector(upstream.outlierDetection, events),
+      health: upstream.healthCheck === null ? NULL_HEALTH_CHECKER : new HttpHealthChecker(upstream.name, upstream.healthCheck, events),
+      discovery,
+      memberFor,
+      onMembersReplaced: parts.onMembersReplaced,
+      events,
+    }));
   }
 
   const compiled: CompiledRoute[] = routes.routes.map((route) => {
@@ -54,10 +89,10 @@ export function compileSnapshot(
   });
 }
 
-/** Where a pool's endpoints come from. DNS discovery plugs in here (the loader refuses it for now). */
-function discoveryFor(upstream: UpstreamConfig): DiscoveryProvider {
-  if (upstream.targets === null) {
-    throw new GatewayError('GW_ERR_CONFIG_UNSUPPORTED', [`upstream "${upstream.name}": discovery`]);
+function discoveryFor(upstream: UpstreamConfig, parts: CompileParts): DiscoveryProvider {
+  if (parts.discoveryFor === undefined) {
+    // Only a caller that runs pools (the gateway) supplies providers; explain never resolves.
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', [`upstream "${upstream.name}" uses discovery, which this caller does not run`]);
   }
-  return new StaticDiscovery(upstream.targets);
+  return parts.discoveryFor(upstream);
 }

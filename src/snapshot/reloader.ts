@@ -6,7 +6,9 @@ import { configVersion } from '../config/version.js';
 import { ConfigError, type ConfigIssue, formatConfigIssue } from '../errors.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { EndpointRegistry } from '../upstream/registry.js';
-import { compileSnapshot } from './compile.js';
+import { DiscoveryRegistry } from '../upstream/discovery/registry.js';
+import { type DnsDiscoveryEvents, SILENT_DNS_DISCOVERY_EVENTS } from '../upstream/discovery/dns.js';
+import { compileSnapshot, type UpstreamEvents } from './compile.js';
 import type { SnapshotHolder } from './holder.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -26,10 +28,10 @@ export class Reloader {
   readonly #metrics: GatewayMetrics;
   readonly #log: Logger;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #discoveries: DiscoveryRegistry;
+  readonly #events: UpstreamEvents | undefined;
   /** Replaced snapshots whose requests have not all finished yet. */
   readonly #retiredActive = new Set<Snapshot>();
-  /** Endpoints dropped by a reload, and the replaced snapshots that may still use them. */
-  readonly #draining = new Map<Endpoint, Set<Snapshot>>();
   #running: Promise<ReloadResult> | null = null;
   #queued: Promise<ReloadResult> | null = null;
 
@@ -40,6 +42,8 @@ export class Reloader {
     metrics: GatewayMetrics;
     log: Logger;
     env?: NodeJS.ProcessEnv;
+    /** Upstream events (ejections, panic, discovery) go here; silent when absent. */
+    events?: UpstreamEvents & DnsDiscoveryEvents;
   }) {
     this.#gateway = deps.gateway;
     this.#holder = deps.holder;
@@ -47,6 +51,13 @@ export class Reloader {
     this.#metrics = deps.metrics;
     this.#log = deps.log;
     this.#env = deps.env ?? process.env;
+    this.#events = deps.events;
+    this.#discoveries = new DiscoveryRegistry(deps.events ?? SILENT_DNS_DISCOVERY_EVENTS);
+  }
+
+  /** Stops DNS discovery; the gateway calls it when it stops. */
+  stop(): void {
+    this.#discoveries.stopAll();
   }
 
   reload(): Promise<ReloadResult> {
@@ -72,14 +83,22 @@ export class Reloader {
         this.#succeeded(version, false);
         return { result: 'success', version, changed: false };
       }
-      const next = compileSnapshot(this.#gateway, routes, version, this.#registry);
+      await this.#discoveries.prepare(routes.upstreams);
+      const next = compileSnapshot(this.#gateway, routes, version, this.#registry, {
+        discoveryFor: (upstream) => this.#discoveries.get(upstream),
+        events: this.#events,
+        onMembersReplaced: () => this.collectEndpoints(),
+      });
       this.#swap(next);
+      this.#discoveries.retain(routes.upstreams);
       this.#succeeded(version, true);
       return { result: 'success', version, changed: true };
     } catch (err) {
       const errors: readonly ConfigIssue[] = err instanceof ConfigError
         ? err.issues
         : [{ file: this.#gateway.routesFile, line: 0, col: 0, path: '', message: err instanceof Error ? err.message : String(err) }];
+      // Providers started for the refused configuration are not needed.
+      this.#discoveries.retain(this.#holder.current?.routesConfig.upstreams ?? []);
       this.#metrics.configReloads.inc({ result: 'failure' });
       for (const issue of errors) this.#log.error({ event: 'reload_failed' }, `reload failed, previous configuration kept: ${formatConfigIssue(issue)}`);
       return { result: 'failure', errors };
@@ -96,28 +115,24 @@ export class Reloader {
     const previous = this.#holder.swap(next);
     previous?.stop();
     next.start();
-    const removed = this.#registry.release(next.endpoints);
-    if (previous !== null) {
-      this.#retiredActive.add(previous);
-    }
-    // An endpoint the new snapshot dropped closes once no older snapshot can pick it any more.
-    for (const endpoint of removed) {
-      const holders = new Set<Snapshot>();
-      for (const old of this.#retiredActive) if (old.endpoints.has(endpoint)) holders.add(old);
-      if (holders.size === 0) this.#close(endpoint);
-      else this.#draining.set(endpoint, holders);
-    }
-    previous?.retire(() => this.#snapshotIdle(previous));
+    if (previous !== null) this.#retiredActive.add(previous);
+    this.collectEndpoints();
+    previous?.retire(() => {
+      this.#retiredActive.delete(previous);
+      this.collectEndpoints();
+    });
   }
 
-  #snapshotIdle(snapshot: Snapshot): void {
-    this.#retiredActive.delete(snapshot);
-    for (const [endpoint, holders] of this.#draining) {
-      if (holders.delete(snapshot) && holders.size === 0) {
-        this.#draining.delete(endpoint);
-        this.#close(endpoint);
-      }
-    }
+  /**
+   * Closes the endpoints no snapshot can pick any more: not listed by the current one, nor by a
+   * replaced one with requests still running. Runs after a swap, when a replaced snapshot's last
+   * request ends, and when discovery changes a live pool's members.
+   */
+  collectEndpoints(): void {
+    const current = this.#holder.current?.endpoints ?? new Set<Endpoint>();
+    const reachable = new Set<Endpoint>();
+    for (const old of this.#retiredActive) for (const endpoint of old.endpoints) reachable.add(endpoint);
+    for (const endpoint of this.#registry.collect(current, reachable)) this.#close(endpoint);
   }
 
   #close(endpoint: Endpoint): void {

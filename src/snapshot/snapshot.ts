@@ -29,7 +29,6 @@ export class Snapshot {
   readonly routes: readonly CompiledRoute[];
   readonly table: RouteTable<CompiledRoute>;
   readonly pools: ReadonlyMap<string, UpstreamPool>;
-  readonly endpoints: ReadonlySet<Endpoint>;
 
   #active = 0;
   #retired = false;
@@ -50,9 +49,13 @@ export class Snapshot {
     this.routes = init.routes;
     this.table = init.table;
     this.pools = init.pools;
+  }
+
+  /** The endpoints its pools list now (discovery may change them while the snapshot is live). */
+  get endpoints(): Set<Endpoint> {
     const endpoints = new Set<Endpoint>();
-    for (const pool of init.pools.values()) for (const m of pool.members) endpoints.add(m.endpoint);
-    this.endpoints = endpoints;
+    for (const pool of this.pools.values()) for (const m of pool.members) endpoints.add(m.endpoint);
+    return endpoints;
   }
 
   /** Starts the pools' timers; called when this snapshot becomes the current one. */

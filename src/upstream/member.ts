@@ -1,5 +1,6 @@
 import type { BalancedEndpoint } from './balancers/types.js';
 import type { Endpoint } from './endpoint.js';
+import type { PeakEwma } from './latency.js';
 
 /**
  * An endpoint as one snapshot sees it: the long-lived Endpoint plus this snapshot's weight.
@@ -19,5 +20,9 @@ export class PoolMember implements BalancedEndpoint {
 
   get inFlight(): number {
     return this.endpoint.inFlight;
+  }
+
+  get latency(): PeakEwma {
+    return this.endpoint.latency;
   }
 }

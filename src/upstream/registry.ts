@@ -19,6 +19,8 @@ export class EndpointRegistry {
     // Connection-level options are part of the identity: changing them needs a new undici Pool.
     const key = `${upstream.name}|${url}|${upstream.timeouts.connectMs}|${upstream.maxConnectionsPerEndpoint}`;
     let endpoint = this.#live.get(key);
+    // Dropped by a reload or discovery and listed again before it closed: it carries on.
+    if (endpoint !== undefined) endpoint.draining = false;
     if (endpoint === undefined) {
       endpoint = new Endpoint(upstream.name, url, key, {
         connectTimeoutMs: upstream.timeouts.connectMs,
@@ -31,19 +33,21 @@ export class EndpointRegistry {
   }
 
   /**
-   * Forgets every endpoint not in `keep` and returns them, marked draining; the caller closes
-   * them when no request can reach them any more.
+   * Marks draining every endpoint the current snapshot does not list, and forgets and returns
+   * those that no replaced snapshot still serving requests lists either: nothing can pick them
+   * any more, so the caller closes them (undici lets their requests in flight finish).
    */
-  release(keep: ReadonlySet<Endpoint>): Endpoint[] {
-    const removed: Endpoint[] = [];
+  collect(current: ReadonlySet<Endpoint>, stillReachable: ReadonlySet<Endpoint>): Endpoint[] {
+    const unreachable: Endpoint[] = [];
     for (const [key, endpoint] of this.#live) {
-      if (!keep.has(endpoint)) {
+      if (current.has(endpoint)) continue;
+      endpoint.draining = true;
+      if (!stillReachable.has(endpoint)) {
         this.#live.delete(key);
-        endpoint.state = 'draining';
-        removed.push(endpoint);
+        unreachable.push(endpoint);
       }
     }
-    return removed;
+    return unreachable;
   }
 
   async closeAll(): Promise<void> {

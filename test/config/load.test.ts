@@ -76,8 +76,9 @@ describe('defaults', () => {
           connectMs: parseDuration(UPSTREAM_TIMEOUT_DEFAULTS.connect),
           requestMs: parseDuration(UPSTREAM_TIMEOUT_DEFAULTS.request),
         },
-        retries: { attempts: RETRY_DEFAULTS.attempts, on: [...RETRY_DEFAULTS.on], budgetPercent: parsePercent(RETRY_DEFAULTS.budget) },
+        retries: { attempts: RETRY_DEFAULTS.attempts, on: [...RETRY_DEFAULTS.on], budgetPercent: parsePercent(RETRY_DEFAULTS.budget), perTryTimeoutMs: null },
         maxConnectionsPerEndpoint: UPSTREAM_DEFAULTS.maxConnectionsPerEndpoint,
+        maxPendingRequests: UPSTREAM_DEFAULTS.maxPendingRequests,
       },
     ]);
     expect(routes.jwtProviders).toEqual([]);
@@ -143,7 +144,7 @@ describe('outlierDetection', () => {
 describe('values as written', () => {
   it('reads retry conditions written as numbers or strings as one set', async () => {
     const file = writeFile('routes.yaml', MINIMAL_ROUTES.replace('targets:', 'retries: { attempts: 2, on: [connect-failure, 502, "502", 5xx], budget: 10 }\n    targets:'));
-    expect((await loadRoutesConfig(file)).upstreams[0]?.retries).toEqual({ attempts: 2, on: ['connect-failure', '502', '5xx'], budgetPercent: 10 });
+    expect((await loadRoutesConfig(file)).upstreams[0]?.retries).toEqual({ attempts: 2, on: ['connect-failure', '502', '5xx'], budgetPercent: 10, perTryTimeoutMs: null });
   });
 
   it('applies route timeouts over nothing else (null means the upstream decides)', async () => {

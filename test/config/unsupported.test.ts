@@ -32,12 +32,12 @@ describe('features validated but not supported yet', () => {
       upstreams:
         users:
           targets: [{ url: http://127.0.0.1:9001 }]
-          balancer: peak-ewma
-          healthCheck: {}
+          balancer: consistent-hash
+          hashOn: cookie:session
         orders:
           discovery: { dns: { name: orders.svc, port: 8080 } }
           balancer: consistent-hash
-          hashOn: header:x-user
+          hashOn: jwt:sub
       jwtProviders:
         main: { issuer: https://id.example.com/, jwksUri: https://id.example.com/jwks }
       rateLimits:
@@ -58,11 +58,8 @@ describe('features validated but not supported yet', () => {
     const file = writeFile('routes.yaml', text);
     const route = (field: string): string => atValue(text, field, 'everything');
     expect(await linesOf(loadRoutesConfig(file))).toEqual([
-      `${file}:${at(text, 'peak-ewma')}: upstreams.users.balancer: the peak-ewma balancer ${NOT_YET}`,
-      `${file}:${at(text, '{}')}: upstreams.users.healthCheck: active health checking ${NOT_YET}`,
-      `${file}:${at(text, '{ dns')}: upstreams.orders.discovery: DNS discovery ${NOT_YET}`,
-      `${file}:${at(text, 'consistent-hash')}: upstreams.orders.balancer: the consistent-hash balancer ${NOT_YET}`,
-      `${file}:${at(text, 'header:x-user')}: upstreams.orders.hashOn: hashOn (consistent hashing) ${NOT_YET}`,
+      `${file}:${at(text, 'cookie:session')}: upstreams.users.hashOn: hashOn: cookie:<name> (sticky sessions) ${NOT_YET}`,
+      `${file}:${at(text, 'jwt:sub')}: upstreams.orders.hashOn: hashOn: jwt:<claim> ${NOT_YET}`,
       `${file}:${at(text, 'main:')}: jwtProviders: JWT authentication (jwtProviders) ${NOT_YET}`,
       `${file}:${at(text, 'per-ip:')}: rateLimits: rate limiting (rateLimits) ${NOT_YET}`,
       `${file}:${route('split')}: routes[0].split: traffic splitting (split) ${NOT_YET}`,
@@ -82,7 +79,8 @@ describe('features validated but not supported yet', () => {
       'routes.yaml',
       yaml`
         upstreams:
-          users: { targets: [{ url: http://a }], healthCheck: null, balancer: weighted-round-robin, retries: { attempts: 2 } }
+          users: { targets: [{ url: http://a }], healthCheck: {}, balancer: consistent-hash, hashOn: header:x-user, retries: { attempts: 2 } }
+          orders: { discovery: { dns: { name: orders.svc, port: 8080 } }, balancer: peak-ewma }
         jwtProviders: {}
         rateLimits: {}
         routes:

@@ -53,6 +53,7 @@ describe('admin listener', () => {
       ejections: 0,
       ejectedUntil: null,
       lastEjection: null,
+      lastCheck: null,
       inFlight: 0,
       latencyEwmaMs: expect.any(Number),
     });

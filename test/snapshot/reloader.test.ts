@@ -26,7 +26,7 @@ describe('Reloader', () => {
     const gateway = await loadGatewayConfig(files.gatewayFile);
     const holder = new SnapshotHolder();
     registry = new EndpointRegistry();
-    const metrics = new GatewayMetrics(() => []);
+    const metrics = new GatewayMetrics({ endpointStates: () => [], panicStates: () => [] });
     const reloader = new Reloader({ gateway, holder, registry, metrics, log: pino({ level: 'silent' }) });
     const first = await reloader.reload();
     expect(first.result).toBe('success');

@@ -10,6 +10,21 @@ export interface BalancedEndpoint {
   readonly weight: number;
   /** Requests currently outstanding on this endpoint. */
   readonly inFlight: number;
+  /**
+   * The endpoint's latency estimate (its `PeakEwma`, src/upstream/latency.ts), read by peak-ewma.
+   * The endpoint feeds it; balancers only read it.
+   */
+  readonly latency: LatencyEstimate;
+}
+
+/** What the peak-ewma balancer reads of an endpoint's response times. */
+export interface LatencyEstimate {
+  /**
+   * Expected response time in ms as of `nowMs` (the same monotonic clock the samples were stamped
+   * with, performance.now()). Must be cheap, must not allocate, and must not change the estimate:
+   * it is called twice per pick.
+   */
+  costMs(nowMs: number): number;
 }
 
 /** Per-request input some balancers use (consistent-hash); others ignore it. */

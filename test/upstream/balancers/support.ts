@@ -2,18 +2,42 @@
 // binomial tolerance that statistical assertions use.
 
 import type { RandomSource } from '../../../src/upstream/balancers/random-source.js';
-import type { BalancedEndpoint, PickContext } from '../../../src/upstream/balancers/types.js';
+import type { BalancedEndpoint, LatencyEstimate, PickContext } from '../../../src/upstream/balancers/types.js';
+import { PeakEwma } from '../../../src/upstream/latency.js';
 
-/** A plain endpoint whose inFlight a test may change. */
+/**
+ * A plain endpoint whose inFlight and latency estimate a test may change. The estimate starts as
+ * a fresh PeakEwma (DEFAULT_RTT_MS until a test feeds it samples); `fixedLatency` replaces it.
+ */
 export interface TestEndpoint extends BalancedEndpoint {
   inFlight: number;
+  latency: LatencyEstimate;
+}
+
+/** A latency estimate a test sets directly: `costMs` returns `ms` whatever the time. */
+export interface FixedLatency extends LatencyEstimate {
+  ms: number;
+}
+
+export function fixedLatency(ms: number): FixedLatency {
+  return {
+    ms,
+    costMs(): number {
+      return this.ms;
+    },
+  };
 }
 
 export const CTX: PickContext = { hashKey: null };
 
 /** Endpoints named by `names` ("a", "b", …) with the given weights (default 1 each). */
 export function endpoints(names: string, weights?: readonly number[]): TestEndpoint[] {
-  return [...names].map((name, i) => ({ address: name, weight: weights?.[i] ?? 1, inFlight: 0 }));
+  return [...names].map((name, i) => ({ address: name, weight: weights?.[i] ?? 1, inFlight: 0, latency: new PeakEwma() }));
+}
+
+/** Endpoints with the given addresses ("10.0.0.1:80", …) and weights (default 1 each). */
+export function endpointsAt(addresses: readonly string[], weights?: readonly number[]): TestEndpoint[] {
+  return addresses.map((address, i) => ({ address, weight: weights?.[i] ?? 1, inFlight: 0, latency: new PeakEwma() }));
 }
 
 /** The addresses picked, concatenated: "aabacaa". */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WeightedRoundRobinBalancer } from '../../../src/upstream/balancers/weighted-round-robin.js';
 import type { TestEndpoint } from './support.js';
-import { CTX, endpoints, occurrences, scriptedRandom, seededRandom, sequence, subset } from './support.js';
+import { CTX, endpoints, endpointsAt, occurrences, scriptedRandom, seededRandom, sequence, subset } from './support.js';
 
 /** A start at nginx's beginning of the cycle (all current weights zero). */
 const fromZero = (): number => 0;
@@ -138,11 +138,10 @@ describe('WeightedRoundRobinBalancer', () => {
     const random = seededRandom(7);
     for (let run = 0; run < 40; run++) {
       const size = 2 + Math.floor(random() * 8);
-      const all: TestEndpoint[] = Array.from({ length: size }, (_, i) => ({
-        address: `10.0.0.${i}:80`,
-        weight: 1 + Math.floor(random() * random() * 100),
-        inFlight: 0,
-      }));
+      const all: TestEndpoint[] = endpointsAt(
+        Array.from({ length: size }, (_, i) => `10.0.0.${i}:80`),
+        Array.from({ length: size }, () => 1 + Math.floor(random() * random() * 100)),
+      );
       const balancer = new WeightedRoundRobinBalancer(all, fromZero);
       const lag = new Map<TestEndpoint, number>(all.map((e) => [e, 0]));
       for (let phase = 0; phase < 50; phase++) {

@@ -1,0 +1,45 @@
+// The key a consistent-hash pool balances on (`hashOn`), parsed once per pool and read per request
+// without allocation beyond the key string itself.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { PickContext } from './balancers/types.js';
+
+export type HashKeySpec =
+  | { readonly kind: 'ip' }
+  | { readonly kind: 'header'; readonly name: string }
+  | { readonly kind: 'cookie'; readonly name: string }
+  | { readonly kind: 'jwt'; readonly claim: string };
+
+/** `ip`, `header:<name>`, `cookie:<name>`, `jwt:<claim>` (validated by the schema) → spec. */
+export function parseHashOn(hashOn: string): HashKeySpec {
+  if (hashOn === 'ip') return { kind: 'ip' };
+  const colon = hashOn.indexOf(':');
+  const kind = hashOn.slice(0, colon);
+  const name = hashOn.slice(colon + 1);
+  if (kind === 'header') return { kind: 'header', name: name.toLowerCase() };
+  if (kind === 'cookie') return { kind: 'cookie', name };
+  return { kind: 'jwt', claim: name };
+}
+
+/** The shared context of requests that carry no hash key (every pool but consistent-hash ones). */
+export const NO_HASH_KEY: PickContext = Object.freeze({ hashKey: null });
+
+/**
+ * The request's key, or null when it has none (the balancer then picks at random, as Envoy does).
+ * A repeated header hashes on its first value, so a client cannot spread itself by repeating it.
+ */
+export function hashKeyOf(spec: HashKeySpec, headers: IncomingHttpHeaders, clientIp: string): string | null {
+  switch (spec.kind) {
+    case 'ip':
+      return clientIp;
+    case 'header': {
+      const value = headers[spec.name];
+      if (value === undefined) return null;
+      return typeof value === 'string' ? value : (value[0] ?? null);
+    }
+    case 'cookie':
+    case 'jwt':
+      // Refused by the loader until cookie parsing (traffic management) and JWT claims land.
+      return null;
+  }
+}

@@ -11,10 +11,16 @@ describe('gateway explain', () => {
       upstreams: {
         users: { targets: [{ url: 'http://10.0.0.11:8080', weight: 2 }, { url: 'http://10.0.0.12:8080' }] },
         web: { targets: [{ url: 'http://10.0.0.20' }], balancer: 'round-robin' },
+        orders: {
+          discovery: { dns: { name: '_http._tcp.orders.svc', type: 'SRV' }, server: '127.0.0.1:5353' },
+          balancer: 'consistent-hash',
+          hashOn: 'header:x-user',
+        },
       },
       routes: [
         { name: 'users-api', prefix: '/api/users', host: 'api.example.com', methods: ['GET', 'POST'], upstream: 'users', stripPrefix: true },
         { name: 'web', prefix: '/web', upstream: 'web', rewritePrefix: '/v2' },
+        { name: 'orders', prefix: '/orders', upstream: 'orders' },
       ],
     });
   });
@@ -41,6 +47,15 @@ describe('gateway explain', () => {
     expect(out).toContain('endpoint 10.0.0.11:8080 http://10.0.0.11:8080 weight 2');
     expect(out).toContain('auth:    none');
     expect(out).toContain('rateLimit: none');
+  });
+
+  it('names the DNS query of a discovered pool without resolving it, and the hash key the request carries', async () => {
+    const withKey = await explain('GET', '/orders/7', ['x-user: alice']);
+    expect(withKey.code).toBe(0);
+    expect(withKey.out).toContain('endpoints: DNS SRV _http._tcp.orders.svc via 127.0.0.1:5353 (not resolved by explain)');
+    expect(withKey.out).toContain('hash key (header:x-user): "alice"');
+    const without = await explain('GET', '/orders/7');
+    expect(without.out).toContain('hash key (header:x-user): none in this request: a random endpoint');
   });
 
   it('uses the Host header of -H for a path-only URL', async () => {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { UpstreamConfig } from '../../src/config/types.js';
+import type { TargetConfig, UpstreamConfig } from '../../src/config/types.js';
+import type { DiscoveryProvider } from '../../src/upstream/discovery/provider.js';
 import { PoolMember } from '../../src/upstream/member.js';
 import { UpstreamPool } from '../../src/upstream/pool.js';
 import { EndpointRegistry } from '../../src/upstream/registry.js';
@@ -64,4 +65,106 @@ describe('UpstreamPool', () => {
     p.requestFinished(true);
     expect(p.retryBudgetAllows()).toBe(true);
   });
+
+  it('sends a retry to an endpoint not tried yet whenever one is usable', () => {
+    const p = pool(4, { balancer: 'least-request' });
+    for (let round = 0; round < 50; round++) {
+      const tried = [p.pick({ hashKey: null })!];
+      while (tried.length < 4) {
+        const next = p.pickExcluding({ hashKey: null }, tried)!;
+        expect(tried).not.toContain(next);
+        tried.push(next);
+      }
+      expect(tried).toContain(p.pickExcluding({ hashKey: null }, tried)); // all tried: one again
+    }
+  });
+
+  it('overflows only when the endpoint has no free connection and the pool queue is full', () => {
+    const p = pool(2); // maxConnectionsPerEndpoint 8, maxPendingRequests 4
+    const [a, b] = p.members as [PoolMember, PoolMember];
+    a.endpoint.inFlight = 8;
+    expect(p.overflows(a)).toBe(false); // busy, but nothing waits yet
+    a.endpoint.inFlight = 11; // 3 waiting
+    expect(p.overflows(a)).toBe(false);
+    expect(p.overflows(b)).toBe(false); // b has free connections
+    b.endpoint.inFlight = 9; // 1 more waiting: 4
+    expect(p.overflows(a)).toBe(true);
+    expect(p.overflows(b)).toBe(true);
+    a.endpoint.inFlight = 0;
+    b.endpoint.inFlight = 0;
+  });
+
+  it('replaces its members and balancer together when discovery changes, reusing known endpoints', () => {
+    const c = config({ targets: null, balancer: 'round-robin' });
+    const provider = new ChangingDiscovery([{ url: 'http://127.0.0.1:9201', weight: 1 }, { url: 'http://127.0.0.1:9202', weight: 1 }]);
+    const changes: string[] = [];
+    const memberFor = (t: TargetConfig): PoolMember => new PoolMember(registry.acquire(c, t.url), t.weight);
+    let replaced = 0;
+    const p = new UpstreamPool(c, provider.current().map(memberFor), {
+      discovery: provider,
+      memberFor,
+      onMembersReplaced: () => replaced++,
+      events: { panicChanged: () => {}, membersChanged: (_pool, added, removed) => changes.push(`+${added.join(',')} -${removed.join(',')}`) },
+    });
+    p.start();
+    const kept = p.members[1]!.endpoint;
+    provider.publish([{ url: 'http://127.0.0.1:9202', weight: 1 }, { url: 'http://127.0.0.1:9203', weight: 3 }]);
+    expect(p.members.map((m) => m.address)).toEqual(['127.0.0.1:9202', '127.0.0.1:9203']);
+    expect(p.members[0]!.endpoint).toBe(kept);
+    expect(p.members[1]!.weight).toBe(3);
+    expect(changes).toEqual(['+127.0.0.1:9203 -127.0.0.1:9201']);
+    expect(replaced).toBe(1);
+    expect(new Set(Array.from({ length: 10 }, () => p.pick({ hashKey: null })!.address)).size).toBe(2);
+
+    provider.publish([{ url: 'http://127.0.0.1:9203', weight: 3 }, { url: 'http://127.0.0.1:9202', weight: 1 }]); // same set
+    expect(replaced).toBe(1);
+    p.stop();
+    provider.publish([{ url: 'http://127.0.0.1:9209', weight: 1 }]); // after stop: ignored
+    expect(p.members.map((m) => m.address)).toEqual(['127.0.0.1:9202', '127.0.0.1:9203']);
+  });
+
+  it('reports panic as it starts and ends', () => {
+    const seen: string[] = [];
+    const c = config();
+    const members = Array.from({ length: 2 }, (_, i) => new PoolMember(registry.acquire(c, `http://127.0.0.1:${9300 + i}`), 1));
+    const p = new UpstreamPool(c, members, { events: { panicChanged: (_n, panic, usable, total) => seen.push(`${panic} ${usable}/${total}`), membersChanged: () => {} } });
+    members[0]!.endpoint.passive.ejectedUntil = Date.now() + 1000;
+    p.refresh(); // 1 of 2 = 50 %: not below the threshold
+    members[1]!.endpoint.active.healthy = false;
+    p.refresh();
+    members[0]!.endpoint.passive.ejectedUntil = null;
+    p.refresh();
+    expect(seen).toEqual(['true 0/2', 'false 1/2']);
+  });
 });
+
+/** A discovery provider a test publishes whole target sets through. */
+class ChangingDiscovery implements DiscoveryProvider {
+  #targets: readonly TargetConfig[];
+  readonly #listeners = new Set<(targets: readonly TargetConfig[]) => void>();
+
+  constructor(targets: readonly TargetConfig[]) {
+    this.#targets = targets;
+  }
+
+  publish(targets: readonly TargetConfig[]): void {
+    this.#targets = targets;
+    for (const listener of this.#listeners) listener(targets);
+  }
+
+  current(): readonly TargetConfig[] {
+    return this.#targets;
+  }
+
+  onChange(listener: (targets: readonly TargetConfig[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  start(): void {}
+  stop(): void {}
+}

@@ -80,7 +80,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** performance.now() by which the response headers must have arrived, all attempts included. */
   #deadline = 0;
   readonly #pickContext: PickContext;
-  #tried: PoolMember[] = [];
+  /** The endpoint of the first try; the list of every try is only built when a retry needs it. */
+  #firstTried: PoolMember | null = null;
+  #tried: PoolMember[] | null = null;
   #retryPending = false;
   /** The endpoint chosen for the retry a discarded response asked for. */
   #next: PoolMember | null = null;
@@ -136,7 +138,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.member = member;
     this.endpointAddress = member.address;
     this.attempts++;
-    this.#tried.push(member);
+    if (this.#tried !== null) this.#tried.push(member);
+    else this.#firstTried = member;
     this.#controller = null;
     const now = performance.now();
     this.#attemptStartedAt = now;
@@ -291,6 +294,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** An endpoint not tried yet when the usable set has one (then one already tried). */
   #nextMember(): PoolMember | null {
+    this.#tried ??= this.#firstTried === null ? [] : [this.#firstTried];
     return this.route.pool.pickExcluding(this.#pickContext, this.#tried);
   }
 

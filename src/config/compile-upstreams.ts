@@ -6,6 +6,7 @@ import {
   HEALTH_CHECK_DEFAULTS,
   OUTLIER_DETECTION_DEFAULTS,
   RETRY_DEFAULTS,
+  SUCCESS_RATE_DEFAULTS,
   TARGET_DEFAULTS,
   UPSTREAM_DEFAULTS,
   UPSTREAM_TIMEOUT_DEFAULTS,
@@ -104,6 +105,13 @@ function compileOutlierDetection(
     baseEjectionTimeMs: parseDuration(settings.baseEjectionTime ?? OUTLIER_DETECTION_DEFAULTS.baseEjectionTime),
     maxEjectionTimeMs: parseDuration(maxEjectionTime),
     maxEjectionPercent: parsePercent(settings.maxEjectionPercent ?? OUTLIER_DETECTION_DEFAULTS.maxEjectionPercent),
+    successRate: settings.successRate
+      ? {
+          minimumHosts: settings.successRate.minimumHosts ?? SUCCESS_RATE_DEFAULTS.minimumHosts,
+          requestVolume: settings.successRate.requestVolume ?? SUCCESS_RATE_DEFAULTS.requestVolume,
+          stdevFactor: settings.successRate.stdevFactor ?? SUCCESS_RATE_DEFAULTS.stdevFactor,
+        }
+      : null,
   };
   if (compiled.baseEjectionTimeMs > compiled.maxEjectionTimeMs) {
     issues.add([...path, 'baseEjectionTime'], `must not exceed maxEjectionTime (${maxEjectionTime})`);

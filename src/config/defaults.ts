@@ -82,6 +82,14 @@ export const OUTLIER_DETECTION_DEFAULTS = Object.freeze({
   baseEjectionTime: '30s',
   maxEjectionTime: '300s',
   maxEjectionPercent: 50,
+  successRate: null,
+} as const);
+
+// Envoy's success_rate_minimum_hosts, success_rate_request_volume, success_rate_stdev_factor.
+export const SUCCESS_RATE_DEFAULTS = Object.freeze({
+  minimumHosts: 5,
+  requestVolume: 100,
+  stdevFactor: 1.9,
 } as const);
 
 export const HEALTH_CHECK_DEFAULTS = Object.freeze({

@@ -15,6 +15,7 @@ import {
   type TBoolean,
   type TInteger,
   type TNull,
+  type TNumber,
   type TObject,
   type TProperties,
   type TSchema,
@@ -240,6 +241,10 @@ export function Percent(spec: FieldSpec): TUnsafe<PercentValue> {
 
 export function Int(spec: FieldSpec & { readonly min: number; readonly max: number }): TInteger {
   return describe(Type.Integer({ minimum: spec.min, maximum: spec.max }), spec);
+}
+
+export function Num(spec: FieldSpec & { readonly min: number; readonly max: number }): TNumber {
+  return describe(Type.Number({ minimum: spec.min, maximum: spec.max }), spec);
 }
 
 export function Bool(spec: FieldSpec): TBoolean {

@@ -21,6 +21,7 @@ import {
   LOG_DEFAULTS,
   MIRROR_DEFAULTS,
   OUTLIER_DETECTION_DEFAULTS,
+  SUCCESS_RATE_DEFAULTS,
   REDIS_DEFAULTS,
   RETRY_DEFAULTS,
   ROUTE_DEFAULTS,
@@ -40,6 +41,7 @@ import {
   HEADER_NAME_EXPECTED,
   HEADER_NAME_PATTERN,
   Int,
+  Num,
   List,
   MapOf,
   METHOD_EXPECTED,
@@ -300,6 +302,22 @@ const OutlierDetectionFields = Obj(
     maxEjectionTime: opt(Duration({ doc: 'Longest ejection; at least baseEjectionTime', min: '1ms', max: '24h', default: OUTLIER_DETECTION_DEFAULTS.maxEjectionTime })),
     maxEjectionPercent: opt(
       Percent({ doc: 'Most of the pool that may be ejected at once, counted as if the ejection had happened: never exceeded', default: OUTLIER_DETECTION_DEFAULTS.maxEjectionPercent }),
+    ),
+    successRate: opt(
+      OrNull(
+        Obj(
+          {
+            minimumHosts: opt(Int({ doc: 'Success rates are compared only when at least this many endpoints had requestVolume requests in the interval', min: 1, max: 10000, default: SUCCESS_RATE_DEFAULTS.minimumHosts })),
+            requestVolume: opt(Int({ doc: 'Requests an endpoint needs in one interval for its success rate to count', min: 1, max: 1_000_000, default: SUCCESS_RATE_DEFAULTS.requestVolume })),
+            stdevFactor: opt(Num({ doc: 'Eject endpoints whose success rate is below mean − stdevFactor × standard deviation of the pool', min: 0.1, max: 10, default: SUCCESS_RATE_DEFAULTS.stdevFactor })),
+          },
+          { doc: 'Success-rate detection settings' },
+        ),
+        {
+          doc: "Envoy's success-rate outlier detection, decided each interval (reason success_rate); {} turns it on with the defaults below. Off by default: the SPEC's default detection is consecutive failures only",
+          default: OUTLIER_DETECTION_DEFAULTS.successRate,
+        },
+      ),
     ),
   },
   { doc: 'Passive outlier detection settings' },

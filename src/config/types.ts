@@ -105,6 +105,13 @@ export interface OutlierDetectionConfig {
   readonly baseEjectionTimeMs: DurationMs;
   readonly maxEjectionTimeMs: DurationMs;
   readonly maxEjectionPercent: number; // 0..100
+  readonly successRate: SuccessRateConfig | null; // null = off
+}
+
+export interface SuccessRateConfig {
+  readonly minimumHosts: number;
+  readonly requestVolume: number;
+  readonly stdevFactor: number;
 }
 
 export interface HealthCheckConfig {

@@ -5,7 +5,7 @@ import type { AttemptOutcome, FailureKind } from './outcome.js';
 export type EndpointState = 'healthy' | 'ejected' | 'unhealthy' | 'draining';
 
 /** Why an endpoint left the usable set; one name from config to metric label. */
-export type EjectionReason = 'consecutive_5xx' | 'consecutive_gateway_failure' | 'active_health_check';
+export type EjectionReason = 'consecutive_5xx' | 'consecutive_gateway_failure' | 'success_rate' | 'active_health_check';
 
 export interface EjectionRecord {
   readonly reason: EjectionReason;
@@ -40,6 +40,8 @@ export interface PassiveState {
   lastFailureStatus: number;
   /** How the latest gateway failure happened; null when the upstream itself answered 502/503/504. */
   lastFailureKind: FailureKind | null;
+  /** The status of the latest gateway failure (what the upstream or the gateway answered). */
+  lastGatewayFailureStatus: number;
   /** Set when a counter reaches its threshold: the detector has a decision to make. */
   pendingDecision: boolean;
   /** Epoch ms at which the current ejection ends; null when not ejected. */
@@ -48,6 +50,9 @@ export interface PassiveState {
   level: number;
   /** Epoch ms of the latest return or level decay, from which the next decay is counted. */
   healthySince: number;
+  /** Attempts and non-5xx answers since the last sweep: the success-rate sample. */
+  windowRequests: number;
+  windowSuccesses: number;
 }
 
 /** Active health-check state of one endpoint (src/upstream/health/checker.ts). */
@@ -88,10 +93,13 @@ export class Endpoint {
     consecutiveGatewayFailures: 0,
     lastFailureStatus: 0,
     lastFailureKind: null,
+    lastGatewayFailureStatus: 0,
     pendingDecision: false,
     ejectedUntil: null,
     level: 0,
     healthySince: Date.now(),
+    windowRequests: 0,
+    windowSuccesses: 0,
   };
 
   readonly active: ActiveState = { healthy: true, passesInRow: 0, failuresInRow: 0, lastResult: null };

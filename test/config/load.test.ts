@@ -69,6 +69,7 @@ describe('defaults', () => {
           baseEjectionTimeMs: parseDuration(OUTLIER_DETECTION_DEFAULTS.baseEjectionTime),
           maxEjectionTimeMs: parseDuration(OUTLIER_DETECTION_DEFAULTS.maxEjectionTime),
           maxEjectionPercent: parsePercent(OUTLIER_DETECTION_DEFAULTS.maxEjectionPercent),
+          successRate: null,
         },
         healthCheck: null,
         panicThresholdPercent: parsePercent(UPSTREAM_DEFAULTS.panicThreshold),
@@ -115,6 +116,7 @@ describe('defaults', () => {
       baseEjectionTime: '30s',
       maxEjectionTime: '300s',
       maxEjectionPercent: 50,
+      successRate: null,
     });
     expect(UPSTREAM_DEFAULTS.panicThreshold).toBe('50%');
     expect(UPSTREAM_DEFAULTS.balancer).toBe('least-request');
@@ -123,6 +125,11 @@ describe('defaults', () => {
 });
 
 describe('outlierDetection', () => {
+  it('successRate: {} turns success-rate detection on with Envoy\'s defaults', async () => {
+    const file = writeFile('routes.yaml', MINIMAL_ROUTES.replace('targets:', 'outlierDetection: { successRate: { requestVolume: 20 } }\n    targets:'));
+    expect((await loadRoutesConfig(file)).upstreams[0]?.outlierDetection?.successRate).toEqual({ minimumHosts: 5, requestVolume: 20, stdevFactor: 1.9 });
+  });
+
   it('off disables it (a string in YAML 1.2)', async () => {
     const file = writeFile('routes.yaml', MINIMAL_ROUTES.replace('targets:', 'outlierDetection: off\n    targets:'));
     expect((await loadRoutesConfig(file)).upstreams[0]?.outlierDetection).toBeNull();
@@ -137,6 +144,7 @@ describe('outlierDetection', () => {
       baseEjectionTimeMs: 30_000,
       maxEjectionTimeMs: 300_000,
       maxEjectionPercent: 25,
+      successRate: null,
     });
   });
 });

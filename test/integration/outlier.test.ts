@@ -4,7 +4,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningGateway, simpleRoutes, startGateway } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
-import { closedPort, startUpstreams, type TestUpstream, type UpstreamBehaviour } from '../helpers/upstream.js';
+import { closedPort, echo, startUpstreams, type TestUpstream, type UpstreamBehaviour } from '../helpers/upstream.js';
 
 // Passive outlier detection end to end: real gateway, real upstream servers, time scaled down by
 // config (interval 100–200 ms, ejections of a few hundred ms), no fake timers.
@@ -247,5 +247,28 @@ describe('passive outlier detection', () => {
       await gw.stop();
       gw = null;
     }
+  });
+
+  it('ejects an endpoint whose success rate is far below the pool mean (successRate)', async () => {
+    ups = await startUpstreams(6);
+    const flaky = ups[3]!;
+    let n = 0;
+    flaky.behaviour = (req, res, body) => (n++ % 2 === 0 ? failing(req, res, body) : echo(req, res, body));
+    gw = await startGateway(
+      simpleRoutes(ups.map((u) => u.url), {}, {
+        balancer: 'round-robin',
+        retries: { attempts: 0 },
+        outlierDetection: { consecutive5xx: 1000, interval: '1s', baseEjectionTime: '30s', successRate: { minimumHosts: 5, requestVolume: 10 } },
+      }),
+    );
+    const view = await until('a success-rate ejection', async () => {
+      await Promise.all(Array.from({ length: 12 }, () => get(gw!)));
+      const e = endpointOf(await pool(gw!), flaky.address);
+      return e.state === 'ejected' ? e : null;
+    });
+    expect(view.lastEjection?.reason).toBe('success_rate');
+    expect(view.lastEjection?.detail).toMatch(/^success rate 5\d\.\d% over \d+ requests, below \d+\.\d% \(pool mean \d+\.\d%\)$/);
+    const others = (await pool(gw)).endpoints.filter((e) => e.address !== flaky.address);
+    expect(others.every((e) => e.state === 'healthy')).toBe(true);
   });
 });

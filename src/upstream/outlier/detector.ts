@@ -2,13 +2,16 @@
 // 5xx, or fail at the connection level, several times in a row are ejected from their pool for a
 // while, longer each time they come back and fail again.
 //
-// The request path only records: `record` bumps two counters on the endpoint and, at the moment a
+// Optionally (`successRate`), each interval also ejects endpoints whose share of non-5xx answers
+// is far below the pool's (Envoy's mean − 1.9 σ rule).
+//
+// The request path only records: `record` bumps a few counters on the endpoint and, at the moment a
 // counter reaches its threshold, queues a decision. Decisions run in a microtask, after the
 // request's own callbacks and before any other I/O (so no later request can pick the endpoint),
 // and on the `interval` sweep, which also restores endpoints whose ejection is over.
 // Cost per request: two integer updates and a compare; per sweep: O(endpoints of the pool).
 
-import type { OutlierDetectionConfig } from '../../config/types.js';
+import type { OutlierDetectionConfig, SuccessRateConfig } from '../../config/types.js';
 import type { EjectionReason, EjectionRecord, Endpoint } from '../endpoint.js';
 import type { PoolMember } from '../member.js';
 import type { AttemptOutcome, FailureKind } from '../outcome.js';
@@ -74,7 +77,9 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
     const status = outcome.status;
     if (status === CLIENT_CLOSED && outcome.failure === null) return;
     const p = endpoint.passive;
+    p.windowRequests++;
     if (status < 500) {
+      p.windowSuccesses++;
       p.consecutive5xx = 0;
       p.consecutiveGatewayFailures = 0;
       return;
@@ -86,6 +91,7 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
     p.consecutive5xx++;
     if (isGatewayFailure(outcome)) {
       p.lastFailureKind = outcome.failure;
+      p.lastGatewayFailureStatus = status;
       p.consecutiveGatewayFailures++;
     } else {
       p.consecutiveGatewayFailures = 0;
@@ -151,6 +157,57 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
     }
     if (changed) this.#onChange();
     this.#decide(now);
+    if (this.#config.successRate !== null) this.#judgeSuccessRates(this.#config.successRate, now);
+  }
+
+  /**
+   * Envoy's success-rate detection, once per interval: among endpoints with at least
+   * `requestVolume` attempts in the interval (and only when there are `minimumHosts` of them),
+   * eject those whose success rate is below mean − stdevFactor × σ. O(endpoints).
+   */
+  #judgeSuccessRates(settings: SuccessRateConfig, now: number): void {
+    const members = this.#members();
+    const sampled: { endpoint: Endpoint; rate: number; requests: number }[] = [];
+    for (const { endpoint } of members) {
+      const p = endpoint.passive;
+      if (p.windowRequests >= settings.requestVolume && p.ejectedUntil === null && !endpoint.draining) {
+        sampled.push({ endpoint, rate: (p.windowSuccesses * 100) / p.windowRequests, requests: p.windowRequests });
+      }
+      p.windowRequests = 0;
+      p.windowSuccesses = 0;
+    }
+    if (sampled.length < settings.minimumHosts) return;
+    const mean = sampled.reduce((sum, s) => sum + s.rate, 0) / sampled.length;
+    const variance = sampled.reduce((sum, s) => sum + (s.rate - mean) ** 2, 0) / sampled.length;
+    const threshold = mean - settings.stdevFactor * Math.sqrt(variance);
+    let total = 0;
+    let ejected = 0;
+    for (const m of members) {
+      if (m.endpoint.draining) continue;
+      total++;
+      if (m.endpoint.passive.ejectedUntil !== null) ejected++;
+    }
+    let changed = false;
+    for (const s of sampled) {
+      if (s.rate >= threshold) continue;
+      const detail = `success rate ${s.rate.toFixed(1)}% over ${s.requests} requests, below ${threshold.toFixed(1)}% (pool mean ${mean.toFixed(1)}%)`;
+      if ((ejected + 1) * 100 > this.#config.maxEjectionPercent * total) {
+        this.#events.ejectionCapped(s.endpoint, 'success_rate', detail, ejected, total);
+        continue;
+      }
+      this.#eject(s.endpoint, 'success_rate', detail, now);
+      ejected++;
+      changed = true;
+    }
+    if (changed) this.#onChange();
+  }
+
+  #eject(endpoint: Endpoint, reason: EjectionReason, detail: string, now: number): void {
+    const p = endpoint.passive;
+    p.level++;
+    const durationMs = Math.min(this.#config.baseEjectionTimeMs * p.level, this.#config.maxEjectionTimeMs);
+    p.ejectedUntil = now + durationMs;
+    this.#events.ejected(endpoint, endpoint.recordEjection(reason, detail, now, durationMs));
   }
 
   #decide(now: number): void {
@@ -179,12 +236,9 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
         this.#events.ejectionCapped(endpoint, verdict.reason, verdict.detail, ejected, total);
         continue;
       }
-      p.level++;
-      const durationMs = Math.min(this.#config.baseEjectionTimeMs * p.level, this.#config.maxEjectionTimeMs);
-      p.ejectedUntil = now + durationMs;
+      this.#eject(endpoint, verdict.reason, verdict.detail, now);
       ejected++;
       changed = true;
-      this.#events.ejected(endpoint, endpoint.recordEjection(verdict.reason, verdict.detail, now, durationMs));
     }
     if (changed) this.#onChange();
   }
@@ -192,7 +246,7 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
   #verdict(p: Endpoint['passive']): { reason: EjectionReason; detail: string } | null {
     // Gateway failures first: they are the more specific diagnosis of the same run.
     if (p.consecutiveGatewayFailures >= this.#config.consecutiveGatewayFailures) {
-      const kind = p.lastFailureKind === null ? `${String(p.lastFailureStatus)} answer` : FAILURE_WORDS[p.lastFailureKind];
+      const kind = p.lastFailureKind === null ? `${String(p.lastGatewayFailureStatus)} answer` : FAILURE_WORDS[p.lastFailureKind];
       return {
         reason: 'consecutive_gateway_failure',
         detail: `${p.consecutiveGatewayFailures} consecutive gateway failures (last: ${kind})`,

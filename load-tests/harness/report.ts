@@ -158,12 +158,12 @@ export function formatInt(n: number): string {
   return Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
 }
 
-function formatMs(n: number | undefined): string {
+export function formatMs(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return '–';
   return n < 10 ? n.toFixed(2) : n.toFixed(1);
 }
 
-function formatRatio(n: number | undefined): string {
+export function formatRatio(n: number | undefined): string {
   return n === undefined || !Number.isFinite(n) ? '–' : `${n.toFixed(2)}×`;
 }
 

@@ -41,7 +41,7 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
   };
 }
 
-function readNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, bounds: { integer: boolean; min: number; max: number }): number {
+export function readNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, bounds: { integer: boolean; min: number; max: number }): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);

@@ -74,4 +74,46 @@ describe('balancing over real endpoints', () => {
     const shares = await run({ balancer: 'random', targets: ups.map((u) => ({ url: u.url })) }, 1500);
     for (const s of shares) expect(Math.abs(s - 1 / 3)).toBeLessThan(0.08);
   });
+
+  it('peak-ewma sends at least 3× more to a 1 ms endpoint than to a 20 ms one', async () => {
+    const fast = await new TestUpstream((req, res, body) => setTimeout(() => echo(req, res, body), 1)).start();
+    const slow = await new TestUpstream((req, res, body) => setTimeout(() => echo(req, res, body), 20)).start();
+    gw = await startGateway({ upstreams: { pool: { balancer: 'peak-ewma', targets: [{ url: fast.url }, { url: slow.url }] } }, routes: [{ name: 'r', prefix: '/', upstream: 'pool' }] });
+    try {
+      await fire(`${gw.url}/x`, 1000, 8);
+      expect(fast.seen.length + slow.seen.length).toBe(1000);
+      expect(fast.seen.length).toBeGreaterThanOrEqual(3 * slow.seen.length);
+    } finally {
+      await gw.stop();
+      await Promise.all([fast.stop(), slow.stop()]);
+    }
+  });
+
+  it('consistent-hash keeps each header key on one endpoint, and spreads keys over all of them', async () => {
+    for (const u of ups) u.seen.length = 0;
+    gw = await startGateway({
+      upstreams: { pool: { balancer: 'consistent-hash', hashOn: 'header:x-user', targets: ups.map((u) => ({ url: u.url })) } },
+      routes: [{ name: 'r', prefix: '/', upstream: 'pool' }],
+    });
+    try {
+      const home = new Map<string, string>();
+      for (let round = 0; round < 3; round++) {
+        for (let user = 0; user < 60; user++) {
+          const res = await request(`${gw.url}/x`, { headers: { 'x-user': `user-${user}`, 'x-request-id': `u${user}-r${round}` } });
+          await res.body.dump();
+        }
+      }
+      for (const u of ups) {
+        for (const seen of u.seen) {
+          const user = String(seen.headers['x-request-id']).split('-')[0]!;
+          expect(home.get(user) ?? u.address).toBe(u.address);
+          home.set(user, u.address);
+        }
+      }
+      expect(home.size).toBe(60);
+      for (const u of ups) expect(u.seen.length).toBeGreaterThan(0);
+    } finally {
+      await gw.stop();
+    }
+  });
 });

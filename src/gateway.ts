@@ -47,7 +47,7 @@ export class Gateway {
     this.config = options.config;
     this.log = options.logger ?? pino({ level: options.config.log.level, base: { pid: process.pid } });
     this.metrics = new GatewayMetrics({
-      endpointStates: () => endpointStateCounts(this.holder.current),
+      endpointStates: () => endpointStateCounts(this.holder.current, this.#registry.draining()),
       panicStates: () => panicStates(this.holder.current),
     });
     this.#reloader = new Reloader({
@@ -83,6 +83,7 @@ export class Gateway {
       metrics: this.metrics,
       reload: () => this.reload(),
       isDraining: () => this.#draining,
+      drainingEndpoints: () => this.#registry.draining(),
     });
     await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
 

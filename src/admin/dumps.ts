@@ -1,5 +1,7 @@
 import type { GatewayConfig, RedisConfig } from '../config/types.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import type { EndpointStateCount, PoolPanicState } from './metrics.js';
 
 // URL-safe, so it survives URL serialisation unescaped.
@@ -46,7 +48,7 @@ function iso(ms: number | null): string | null {
 }
 
 /** GET /upstreams (SPEC §5). */
-export function upstreamsDump(snapshot: Snapshot | null): object {
+export function upstreamsDump(snapshot: Snapshot | null, draining: readonly Endpoint[] = []): object {
   if (snapshot === null) return { upstreams: [] };
   const upstreams = [];
   for (const pool of snapshot.pools.values()) {
@@ -54,30 +56,40 @@ export function upstreamsDump(snapshot: Snapshot | null): object {
       name: pool.name,
       balancer: pool.config.balancer,
       panic: pool.panic,
-      endpoints: pool.members.map((member) => {
-        const e = member.endpoint;
-        return {
-          address: e.address,
-          url: e.url,
-          weight: member.weight,
-          state: e.state,
-          ejections: e.ejections,
-          ejectedUntil: iso(e.ejectedUntil),
-          lastEjection: e.lastEjection === null ? null : {
-            reason: e.lastEjection.reason,
-            detail: e.lastEjection.detail,
-            at: new Date(e.lastEjection.at).toISOString(),
-            durationMs: e.lastEjection.durationMs,
-            number: e.lastEjection.number,
-          },
-          lastCheck: e.active.lastResult,
-          inFlight: e.inFlight,
-          latencyEwmaMs: Math.round(e.latencyEwmaMs * 1000) / 1000,
-        };
-      }),
+      endpoints: [
+        ...pool.members.map((member) => endpointView(member.endpoint, member.weight)),
+        // Weight 0: nothing new is sent to them.
+        ...departed(pool, draining).map((e) => endpointView(e, 0)),
+      ],
     });
   }
   return { upstreams };
+}
+
+/** The pool's endpoints that are no longer listed but still finishing requests. */
+function departed(pool: UpstreamPool, draining: readonly Endpoint[]): Endpoint[] {
+  return draining.filter((e) => e.upstream === pool.name && !pool.members.some((m) => m.endpoint === e));
+}
+
+function endpointView(e: Endpoint, weight: number): object {
+  return {
+    address: e.address,
+    url: e.url,
+    weight,
+    state: e.state,
+    ejections: e.ejections,
+    ejectedUntil: iso(e.ejectedUntil),
+    lastEjection: e.lastEjection === null ? null : {
+      reason: e.lastEjection.reason,
+      detail: e.lastEjection.detail,
+      at: new Date(e.lastEjection.at).toISOString(),
+      durationMs: e.lastEjection.durationMs,
+      number: e.lastEjection.number,
+    },
+    lastCheck: e.active.lastResult,
+    inFlight: e.inFlight,
+    latencyEwmaMs: Math.round(e.latencyEwmaMs * 1000) / 1000,
+  };
 }
 
 /** Rows of gateway_upstream_panic, read at scrape time. */
@@ -87,12 +99,13 @@ export function panicStates(snapshot: Snapshot | null): PoolPanicState[] {
 }
 
 /** Rows of gateway_upstream_endpoints, read at scrape time. */
-export function endpointStateCounts(snapshot: Snapshot | null): EndpointStateCount[] {
+export function endpointStateCounts(snapshot: Snapshot | null, draining: readonly Endpoint[] = []): EndpointStateCount[] {
   if (snapshot === null) return [];
   const rows: EndpointStateCount[] = [];
   for (const pool of snapshot.pools.values()) {
     const counts = new Map<string, number>([['healthy', 0], ['ejected', 0], ['unhealthy', 0], ['draining', 0]]);
     for (const m of pool.members) counts.set(m.endpoint.state, (counts.get(m.endpoint.state) ?? 0) + 1);
+    counts.set('draining', (counts.get('draining') ?? 0) + departed(pool, draining).length);
     for (const [state, count] of counts) rows.push({ upstream: pool.name, state, count });
   }
   return rows;

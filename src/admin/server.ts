@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { ConfigIssue } from '../errors.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
 import type { ReloadResult } from '../snapshot/reloader.js';
+import type { Endpoint } from '../upstream/endpoint.js';
 import type { GatewayMetrics } from './metrics.js';
 import { configDump, upstreamsDump } from './dumps.js';
 
@@ -10,6 +11,8 @@ export interface AdminDeps {
   readonly metrics: GatewayMetrics;
   readonly reload: () => Promise<ReloadResult>;
   readonly isDraining: () => boolean;
+  /** Endpoints no longer listed that are still finishing requests. */
+  readonly drainingEndpoints: () => readonly Endpoint[];
 }
 
 /**
@@ -41,7 +44,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     return configDump(snapshot);
   });
 
-  app.get('/upstreams', async () => upstreamsDump(deps.holder.current));
+  app.get('/upstreams', async () => upstreamsDump(deps.holder.current, deps.drainingEndpoints()));
 
   app.post('/reload', async (_request, reply) => {
     const result = await deps.reload();

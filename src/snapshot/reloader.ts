@@ -136,6 +136,6 @@ export class Reloader {
   }
 
   #close(endpoint: Endpoint): void {
-    endpoint.close().catch((err: unknown) => this.#log.warn({ err, endpoint: endpoint.address }, 'closing a removed endpoint failed'));
+    this.#registry.retire(endpoint).catch((err: unknown) => this.#log.warn({ err, endpoint: endpoint.address }, 'closing a removed endpoint failed'));
   }
 }

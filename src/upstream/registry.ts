@@ -13,6 +13,8 @@ const UPSTREAM_KEEP_ALIVE_MS = 30_000;
  */
 export class EndpointRegistry {
   readonly #live = new Map<string, Endpoint>();
+  /** Forgotten endpoints whose close (which waits for their requests) has not finished. */
+  readonly #closing = new Set<Endpoint>();
 
   /** Returns the endpoint for this pool and origin, creating it when new. */
   acquire(upstream: UpstreamConfig, url: string): Endpoint {
@@ -48,6 +50,19 @@ export class EndpointRegistry {
       }
     }
     return unreachable;
+  }
+
+  /** Closes a forgotten endpoint, keeping it in `draining()` until its last request ended. */
+  retire(endpoint: Endpoint): Promise<void> {
+    this.#closing.add(endpoint);
+    return endpoint.close().finally(() => this.#closing.delete(endpoint));
+  }
+
+  /** Endpoints no snapshot lists any more that may still be finishing requests. */
+  draining(): Endpoint[] {
+    const out = [...this.#closing];
+    for (const endpoint of this.#live.values()) if (endpoint.draining) out.push(endpoint);
+    return out;
   }
 
   async closeAll(): Promise<void> {

@@ -156,8 +156,16 @@ describe('DNS discovery', () => {
     }));
     await until('both requests upstream', () => ups[0]!.seen.length + ups[1]!.seen.length === 2, 2000);
     answer(dns, [ups[1]!]);
+    const draining = await until('the removed endpoint shown draining', async () => {
+      const body = (await (await request(`${gw!.adminUrl}/upstreams`)).body.json()) as { upstreams: { endpoints: { address: string; state: string; weight: number; inFlight: number }[] }[] };
+      return body.upstreams[0]!.endpoints.some((e) => e.address === ups[0]!.address && e.state === 'draining');
+    }, 2000);
+    expect(draining).toBeLessThan(2000);
+    expect(await metricValue(gw.gateway, 'gateway_upstream_endpoints', { upstream: 'orders', state: 'draining' })).toBe(1);
     const results = await inFlight;
     expect(results).toEqual([{ status: 200, body: 'done' }, { status: 200, body: 'done' }]);
+    await until('the removed endpoint closed and gone', async () =>
+      (await metricValue(gw!.gateway, 'gateway_upstream_endpoints', { upstream: 'orders', state: 'draining' })) === 0, 2000);
   });
 
   it('keeps a pool discovered across a reload: the new snapshot starts with the known endpoints', async () => {

@@ -20,53 +20,35 @@
 // follows the weights (exactly so with two candidates; with more, the two are drawn uniformly and
 // shares tend towards the weights without matching them exactly).
 
-import { EndpointIndex, throwNoCandidates } from './endpoint-index.js';
+import { EndpointIndex } from './endpoint-index.js';
 import type { RandomSource } from './random-source.js';
-import { defaultRandom, randomIndex } from './random-source.js';
-import type { BalancedEndpoint, Balancer, PickContext } from './types.js';
+import { defaultRandom } from './random-source.js';
+import { TwoChoicesBalancer } from './two-choices.js';
+import type { BalancedEndpoint } from './types.js';
 
-export class LeastRequestBalancer<E extends BalancedEndpoint = BalancedEndpoint> implements Balancer<E> {
+export class LeastRequestBalancer<E extends BalancedEndpoint = BalancedEndpoint> extends TwoChoicesBalancer<E> {
   readonly name = 'least-request';
-  readonly #random: RandomSource;
   /** All weights equal: compare raw counts and split ties evenly. */
   readonly #uniform: boolean;
 
   constructor(endpoints: readonly E[], random: RandomSource = defaultRandom) {
+    super(random);
     // Validates weights and addresses; only the uniformity flag is kept, weights are read from the
     // candidates (a PoolMember's weight is fixed for the snapshot this balancer belongs to).
     this.#uniform = new EndpointIndex(this.name, endpoints).uniformWeights;
-    this.#random = random;
   }
 
-  pick(candidates: readonly E[], _ctx?: PickContext): E {
-    const n = candidates.length;
-    if (n <= 1) return candidates[0] ?? throwNoCandidates();
-    let a: E;
-    let b: E;
-    if (n === 2) {
-      // Both are "the two choices": no draw needed unless they tie.
-      a = candidates[0]!;
-      b = candidates[1]!;
-    } else {
-      // Two distinct indexes, uniformly: draw the second from the n - 1 others by skipping over
-      // the first. (Drawing twice from n could compare an endpoint with itself and let the most
-      // loaded one win.)
-      const i = randomIndex(this.#random, n);
-      let j = randomIndex(this.#random, n - 1);
-      if (j >= i) j++;
-      a = candidates[i]!; // i < n
-      b = candidates[j]!; // j < n, j !== i
-    }
+  protected choose(a: E, b: E): E {
     if (this.#uniform) {
       const difference = a.inFlight - b.inFlight;
       if (difference !== 0) return difference < 0 ? a : b;
       // Tie: a coin flip, not "the first", or endpoints earlier in the list would collect every
       // tie (all of them, whenever the pool is idle).
-      return this.#random() < 0.5 ? a : b;
+      return this.random() < 0.5 ? a : b;
     }
     const loadA = a.inFlight * b.weight; // a.inFlight / a.weight, scaled by a.weight * b.weight
     const loadB = b.inFlight * a.weight;
     if (loadA !== loadB) return loadA < loadB ? a : b;
-    return this.#random() * (a.weight + b.weight) < a.weight ? a : b;
+    return this.splitTie(a, b);
   }
 }

@@ -23,10 +23,11 @@
 // 1,3 and 10,30 balance alike). Equal scores (equal estimates and loads: an idle pool of
 // unmeasured endpoints, say) are split at random in proportion to weight, as least-request does.
 
-import { EndpointIndex, throwNoCandidates } from './endpoint-index.js';
+import { EndpointIndex } from './endpoint-index.js';
 import type { RandomSource } from './random-source.js';
-import { defaultRandom, randomIndex } from './random-source.js';
-import type { BalancedEndpoint, Balancer, PickContext } from './types.js';
+import { defaultRandom } from './random-source.js';
+import { TwoChoicesBalancer } from './two-choices.js';
+import type { BalancedEndpoint } from './types.js';
 
 /**
  * Monotonic milliseconds, the clock the endpoints stamp their latency samples with. Injected so
@@ -37,9 +38,8 @@ export type Clock = () => number;
 /** performance.now(), called as a method (it throws when detached from `performance`). */
 export const defaultClock: Clock = () => performance.now();
 
-export class PeakEwmaBalancer<E extends BalancedEndpoint = BalancedEndpoint> implements Balancer<E> {
+export class PeakEwmaBalancer<E extends BalancedEndpoint = BalancedEndpoint> extends TwoChoicesBalancer<E> {
   readonly name = 'peak-ewma';
-  readonly #random: RandomSource;
   readonly #now: Clock;
   /** All weights equal: Finagle's score, ties split evenly. */
   readonly #uniform: boolean;
@@ -47,33 +47,17 @@ export class PeakEwmaBalancer<E extends BalancedEndpoint = BalancedEndpoint> imp
   readonly #meanWeight: number;
 
   constructor(endpoints: readonly E[], random: RandomSource = defaultRandom, now: Clock = defaultClock) {
+    super(random);
     // Validates weights and addresses. Weights are then read from the candidates (fixed for the
     // snapshot this balancer belongs to), relative to the mean of the full list: not that of the
     // usable subset, so an ejection does not change how the others are scored.
     const index = new EndpointIndex(this.name, endpoints);
     this.#uniform = index.uniformWeights;
     this.#meanWeight = index.size > 0 ? index.totalWeight / index.size : 1;
-    this.#random = random;
     this.#now = now;
   }
 
-  pick(candidates: readonly E[], _ctx?: PickContext): E {
-    const n = candidates.length;
-    if (n <= 1) return candidates[0] ?? throwNoCandidates();
-    let a: E;
-    let b: E;
-    if (n === 2) {
-      // Both are "the two choices": no draw needed unless they tie.
-      a = candidates[0]!;
-      b = candidates[1]!;
-    } else {
-      // Two distinct indexes, uniformly (as least-request.ts draws them).
-      const i = randomIndex(this.#random, n);
-      let j = randomIndex(this.#random, n - 1);
-      if (j >= i) j++;
-      a = candidates[i]!; // i < n
-      b = candidates[j]!; // j < n, j !== i
-    }
+  protected choose(a: E, b: E): E {
     const now = this.#now();
     if (this.#uniform) {
       const costA = a.latency.costMs(now) * (a.inFlight + 1);
@@ -81,12 +65,12 @@ export class PeakEwmaBalancer<E extends BalancedEndpoint = BalancedEndpoint> imp
       if (costA !== costB) return costA < costB ? a : b;
       // Tie: a coin flip, not "the first", or endpoints earlier in the list would collect every
       // tie (all of them, while an idle pool is unmeasured).
-      return this.#random() < 0.5 ? a : b;
+      return this.random() < 0.5 ? a : b;
     }
     const mean = this.#meanWeight;
     const costA = a.latency.costMs(now) * (1 + (a.inFlight * mean) / a.weight);
     const costB = b.latency.costMs(now) * (1 + (b.inFlight * mean) / b.weight);
     if (costA !== costB) return costA < costB ? a : b;
-    return this.#random() * (a.weight + b.weight) < a.weight ? a : b;
+    return this.splitTie(a, b);
   }
 }

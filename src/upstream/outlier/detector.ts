@@ -50,6 +50,18 @@ function isGatewayFailure(outcome: AttemptOutcome): boolean {
   return outcome.failure !== null || outcome.status === 502 || outcome.status === 503 || outcome.status === 504;
 }
 
+/** Endpoints that count for maxEjectionPercent (not draining), and how many are ejected. */
+function census(members: readonly PoolMember[]): { total: number; ejected: number } {
+  let total = 0;
+  let ejected = 0;
+  for (const m of members) {
+    if (m.endpoint.draining) continue;
+    total++;
+    if (m.endpoint.passive.ejectedUntil !== null) ejected++;
+  }
+  return { total, ejected };
+}
+
 const FAILURE_WORDS: Readonly<Record<FailureKind, string>> = {
   'connect-failure': 'connect failure',
   reset: 'reset',
@@ -180,13 +192,8 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
     const mean = sampled.reduce((sum, s) => sum + s.rate, 0) / sampled.length;
     const variance = sampled.reduce((sum, s) => sum + (s.rate - mean) ** 2, 0) / sampled.length;
     const threshold = mean - settings.stdevFactor * Math.sqrt(variance);
-    let total = 0;
-    let ejected = 0;
-    for (const m of members) {
-      if (m.endpoint.draining) continue;
-      total++;
-      if (m.endpoint.passive.ejectedUntil !== null) ejected++;
-    }
+    const { total, ejected: ejectedBefore } = census(members);
+    let ejected = ejectedBefore;
     let changed = false;
     for (const s of sampled) {
       if (s.rate >= threshold) continue;
@@ -212,13 +219,8 @@ export class ConsecutiveFailureDetector implements OutlierDetector {
 
   #decide(now: number): void {
     const members = this.#members();
-    let total = 0;
-    let ejected = 0;
-    for (const m of members) {
-      if (m.endpoint.draining) continue;
-      total++;
-      if (m.endpoint.passive.ejectedUntil !== null) ejected++;
-    }
+    const { total, ejected: ejectedBefore } = census(members);
+    let ejected = ejectedBefore;
     let changed = false;
     for (const member of members) {
       const endpoint = member.endpoint;

@@ -6,6 +6,7 @@ import {
   HEALTH_CHECK_DEFAULTS,
   OUTLIER_DETECTION_DEFAULTS,
   RETRY_DEFAULTS,
+  SLOW_START_DEFAULTS,
   SUCCESS_RATE_DEFAULTS,
   TARGET_DEFAULTS,
   UPSTREAM_DEFAULTS,
@@ -39,6 +40,10 @@ export function compileUpstream(name: string, entry: UpstreamEntry, issues: Issu
     // Otherwise the key would be silently ignored.
     issues.add([...path, 'hashOn'], `hashOn is only used by the consistent-hash balancer, not ${balancer}`);
   }
+  if (entry.slowStart && balancer === 'consistent-hash') {
+    // Turning a warming endpoint's requests away would send its keys elsewhere and back.
+    issues.add([...path, 'slowStart'], 'slowStart does not apply to the consistent-hash balancer (it would move keys)');
+  }
   const timeouts = entry.timeouts ?? {};
   return {
     name,
@@ -56,6 +61,13 @@ export function compileUpstream(name: string, entry: UpstreamEntry, issues: Issu
     retries: compileRetries(entry.retries),
     maxConnectionsPerEndpoint: entry.maxConnectionsPerEndpoint ?? UPSTREAM_DEFAULTS.maxConnectionsPerEndpoint,
     maxPendingRequests: entry.maxPendingRequests ?? UPSTREAM_DEFAULTS.maxPendingRequests,
+    slowStart: entry.slowStart
+      ? {
+          windowMs: parseDuration(entry.slowStart.window ?? SLOW_START_DEFAULTS.window),
+          aggression: entry.slowStart.aggression ?? SLOW_START_DEFAULTS.aggression,
+          minWeightPercent: parsePercent(entry.slowStart.minWeight ?? SLOW_START_DEFAULTS.minWeight),
+        }
+      : null,
   };
 }
 

@@ -73,6 +73,7 @@ export const UPSTREAM_DEFAULTS = Object.freeze({
   maxConnectionsPerEndpoint: 128,
   // Envoy's max_pending_requests default.
   maxPendingRequests: 1024,
+  slowStart: null,
 } as const);
 
 export const OUTLIER_DETECTION_DEFAULTS = Object.freeze({
@@ -83,6 +84,13 @@ export const OUTLIER_DETECTION_DEFAULTS = Object.freeze({
   maxEjectionTime: '300s',
   maxEjectionPercent: 50,
   successRate: null,
+} as const);
+
+// Envoy's slow_start_config defaults (aggression 1.0: linear; min_weight_percent 10).
+export const SLOW_START_DEFAULTS = Object.freeze({
+  window: '30s',
+  aggression: 1,
+  minWeight: '10%',
 } as const);
 
 // Envoy's success_rate_minimum_hosts, success_rate_request_volume, success_rate_stdev_factor.

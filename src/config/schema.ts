@@ -21,6 +21,7 @@ import {
   LOG_DEFAULTS,
   MIRROR_DEFAULTS,
   OUTLIER_DETECTION_DEFAULTS,
+  SLOW_START_DEFAULTS,
   SUCCESS_RATE_DEFAULTS,
   REDIS_DEFAULTS,
   RETRY_DEFAULTS,
@@ -405,6 +406,22 @@ const Upstream = Obj(
     retries: opt(Retries),
     maxConnectionsPerEndpoint: opt(
       Int({ doc: 'Most concurrent connections to one endpoint; further requests wait for one', min: 1, max: 100000, default: UPSTREAM_DEFAULTS.maxConnectionsPerEndpoint }),
+    ),
+    slowStart: opt(
+      OrNull(
+        Obj(
+          {
+            window: opt(Duration({ doc: 'How long an endpoint that joined or came back takes to reach its full share', min: '1ms', max: '1h', default: SLOW_START_DEFAULTS.window })),
+            aggression: opt(Num({ doc: 'Shape of the ramp: share = (time / window)^(1 / aggression); 1 is linear, above 1 ramps faster at first', min: 0.1, max: 10, default: SLOW_START_DEFAULTS.aggression })),
+            minWeight: opt(Percent({ doc: 'Smallest share of its traffic an endpoint gets during its window', default: SLOW_START_DEFAULTS.minWeight })),
+          },
+          { doc: 'Slow start settings' },
+        ),
+        {
+          doc: "Envoy's slow start: an endpoint added by discovery or a reload, or back from an ejection or failed health checks, gets a share of its traffic that grows over `window`, so a cold cache or JIT is not hit with full load. {} turns it on with the defaults below. Not with consistent-hash (it would move keys)",
+          default: UPSTREAM_DEFAULTS.slowStart,
+        },
+      ),
     ),
     maxPendingRequests: opt(
       Int({

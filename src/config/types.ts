@@ -149,6 +149,13 @@ export interface UpstreamConfig {
   readonly retries: RetryConfig;
   readonly maxConnectionsPerEndpoint: number;
   readonly maxPendingRequests: number;
+  readonly slowStart: SlowStartConfig | null; // null = off
+}
+
+export interface SlowStartConfig {
+  readonly windowMs: DurationMs;
+  readonly aggression: number;
+  readonly minWeightPercent: number; // 0..100
 }
 
 export type JwtAlgorithm =

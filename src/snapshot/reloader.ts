@@ -113,6 +113,7 @@ export class Reloader {
 
   #swap(next: Snapshot): void {
     const previous = this.#holder.swap(next);
+    this.#registry.warmNewEndpoints();
     previous?.stop();
     next.start();
     if (previous !== null) this.#retiredActive.add(previous);

@@ -105,6 +105,13 @@ export class Endpoint {
   readonly active: ActiveState = { healthy: true, passesInRow: 0, failuresInRow: 0, lastResult: null };
   /** Set when no snapshot's pool lists the endpoint any more; it closes once idle. */
   draining = false;
+  /**
+   * performance.now() when the endpoint joined a live pool or came back into use; pools with
+   * `slowStart` ramp its share up from then. null: at its full share.
+   */
+  warmingSince: number | null = null;
+  /** Whether it was usable at the last refresh of its pool, so a return can be seen. */
+  wasUsable = true;
 
   constructor(upstream: string, url: string, key: string, options: EndpointOptions) {
     this.upstream = upstream;

@@ -1,4 +1,4 @@
-import type { TargetConfig, UpstreamConfig } from '../config/types.js';
+import type { SlowStartConfig, TargetConfig, UpstreamConfig } from '../config/types.js';
 import type { Balancer, PickContext } from './balancers/types.js';
 import { createBalancer } from './balancers/index.js';
 import type { DiscoveryProvider } from './discovery/provider.js';
@@ -133,6 +133,12 @@ export class UpstreamPool {
   /** Recomputes the usable set; call whenever an endpoint's state changed. */
   refresh(): void {
     const members = this.#members;
+    const now = performance.now();
+    for (const { endpoint } of members) {
+      const usable = endpoint.usable;
+      if (usable && !endpoint.wasUsable) endpoint.warmingSince = now; // back from an ejection or failed checks
+      endpoint.wasUsable = usable;
+    }
     const healthy = members.filter((m) => m.endpoint.usable);
     const live = members.filter((m) => !m.endpoint.draining);
     // Panic (Envoy): below the threshold share of usable endpoints, spreading over all of them
@@ -173,7 +179,38 @@ export class UpstreamPool {
     const usable = this.#usable;
     if (usable.length === 0) return null;
     if (usable.length === 1) return usable[0] ?? null;
-    return this.#balancer.pick(usable, ctx);
+    const chosen = this.#balancer.pick(usable, ctx);
+    const slowStart = this.config.slowStart;
+    if (slowStart === null || chosen.endpoint.warmingSince === null || this.#panic) return chosen;
+    return this.#admitWarming(chosen, usable, slowStart);
+  }
+
+  /**
+   * Slow start (Envoy's slow_start_config), for any balancer but consistent-hash: a warming
+   * endpoint the balancer chose keeps the request with probability
+   * max(minWeight, (age / window)^(1 / aggression)); otherwise it goes to another usable endpoint,
+   * found by a scan from a random start. Costs one clock read and one draw per pick of a warming
+   * endpoint; nothing for the others.
+   */
+  #admitWarming(chosen: PoolMember, usable: readonly PoolMember[], slowStart: SlowStartConfig): PoolMember {
+    const endpoint = chosen.endpoint;
+    const age = performance.now() - endpoint.warmingSince!; // checked by the caller
+    if (age >= slowStart.windowMs) {
+      endpoint.warmingSince = null;
+      return chosen;
+    }
+    const share = Math.max(slowStart.minWeightPercent / 100, (age / slowStart.windowMs) ** (1 / slowStart.aggression));
+    if (Math.random() < share) return chosen;
+    const n = usable.length;
+    const start = Math.floor(Math.random() * n);
+    let fallback: PoolMember | null = null;
+    for (let k = 0; k < n; k++) {
+      const member = usable[(start + k) % n]!; // index < n
+      if (member === chosen) continue;
+      if (member.endpoint.warmingSince === null) return member;
+      fallback ??= member;
+    }
+    return fallback ?? chosen;
   }
 
   /**

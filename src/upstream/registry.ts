@@ -15,6 +15,8 @@ export class EndpointRegistry {
   readonly #live = new Map<string, Endpoint>();
   /** Forgotten endpoints whose close (which waits for their requests) has not finished. */
   readonly #closing = new Set<Endpoint>();
+  /** Off for the first configuration: at start every endpoint is new, so none is warming. */
+  #warmNewEndpoints = false;
 
   /** Returns the endpoint for this pool and origin, creating it when new. */
   acquire(upstream: UpstreamConfig, url: string): Endpoint {
@@ -29,9 +31,15 @@ export class EndpointRegistry {
         maxConnections: upstream.maxConnectionsPerEndpoint,
         keepAliveTimeoutMs: UPSTREAM_KEEP_ALIVE_MS,
       });
+      if (this.#warmNewEndpoints) endpoint.warmingSince = performance.now();
       this.#live.set(key, endpoint);
     }
     return endpoint;
+  }
+
+  /** From now on, endpoints created by a reload or discovery start warming (slow start). */
+  warmNewEndpoints(): void {
+    this.#warmNewEndpoints = true;
   }
 
   /**

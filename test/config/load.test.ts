@@ -80,6 +80,7 @@ describe('defaults', () => {
         retries: { attempts: RETRY_DEFAULTS.attempts, on: [...RETRY_DEFAULTS.on], budgetPercent: parsePercent(RETRY_DEFAULTS.budget), perTryTimeoutMs: null },
         maxConnectionsPerEndpoint: UPSTREAM_DEFAULTS.maxConnectionsPerEndpoint,
         maxPendingRequests: UPSTREAM_DEFAULTS.maxPendingRequests,
+        slowStart: null,
       },
     ]);
     expect(routes.jwtProviders).toEqual([]);

@@ -249,6 +249,18 @@ describe('upstreams', () => {
     ]);
   });
 
+  it('slowStart is refused with consistent-hash, whose keys it would move', async () => {
+    const { file, text } = withUpstreams('a: { targets: [{ url: http://a }], balancer: consistent-hash, hashOn: ip, slowStart: {} }\n');
+    expect(await semanticLines(loadRoutesConfig(file))).toEqual([
+      `${file}:${at(text, '{} }')}: upstreams.a.slowStart: slowStart does not apply to the consistent-hash balancer (it would move keys)`,
+    ]);
+  });
+
+  it('slowStart: {} takes Envoy\'s defaults', async () => {
+    const { file } = withUpstreams('a: { targets: [{ url: http://a }], slowStart: { window: 1m } }\n');
+    expect((await loadRoutesConfig(file)).upstreams[0]?.slowStart).toEqual({ windowMs: 60_000, aggression: 1, minWeightPercent: 10 });
+  });
+
   it('baseEjectionTime must not exceed maxEjectionTime', async () => {
     const { file, text } = withUpstreams('u:\n  targets: [{ url: http://a }]\n  outlierDetection: { baseEjectionTime: 10m, maxEjectionTime: 5m }\n');
     expect(await linesOf(loadRoutesConfig(file))).toEqual([

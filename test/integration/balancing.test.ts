@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningGateway, startGateway } from '../helpers/gateway.js';
+import { type RunningGateway, startGateway, writeRoutes } from '../helpers/gateway.js';
 import { TestUpstream, echo } from '../helpers/upstream.js';
 
 function share(upstreams: readonly TestUpstream[], total: number): number[] {
@@ -114,6 +114,29 @@ describe('balancing over real endpoints', () => {
       for (const u of ups) expect(u.seen.length).toBeGreaterThan(0);
     } finally {
       await gw.stop();
+    }
+  });
+
+  it('slow start: an endpoint added by a reload gets a small share at first, its full share after the window', async () => {
+    const fresh = await new TestUpstream(echo).start();
+    const routes = (targets: readonly TestUpstream[]): Record<string, unknown> => ({
+      upstreams: { pool: { balancer: 'round-robin', slowStart: { window: '3s', minWeight: '10%' }, targets: targets.map((u) => ({ url: u.url })) } },
+      routes: [{ name: 'r', prefix: '/', upstream: 'pool' }],
+    });
+    gw = await startGateway(routes(ups));
+    try {
+      await fire(`${gw.url}/x`, 300, 4);
+      await writeRoutes(gw.files, routes([...ups, fresh]));
+      expect((await gw.gateway.reload()).result).toBe('success');
+      await fire(`${gw.url}/x`, 400, 4);
+      expect(fresh.seen.length / 400).toBeLessThan(0.12); // full share would be 0.25
+      await new Promise((r) => setTimeout(r, 3100));
+      const before = fresh.seen.length;
+      await fire(`${gw.url}/x`, 800, 4);
+      expect(Math.abs((fresh.seen.length - before) / 800 - 0.25)).toBeLessThan(0.05);
+    } finally {
+      await gw.stop();
+      await fresh.stop();
     }
   });
 });

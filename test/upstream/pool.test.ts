@@ -19,6 +19,7 @@ function config(overrides: Partial<UpstreamConfig> = {}): UpstreamConfig {
     retries: { attempts: 1, on: ['connect-failure'], budgetPercent: 20, perTryTimeoutMs: null },
     maxConnectionsPerEndpoint: 8,
     maxPendingRequests: 4,
+    slowStart: null,
     ...overrides,
   };
 }
@@ -135,6 +136,59 @@ describe('UpstreamPool', () => {
     members[0]!.endpoint.passive.ejectedUntil = null;
     p.refresh();
     expect(seen).toEqual(['true 0/2', 'false 1/2']);
+  });
+
+  describe('slow start', () => {
+    const slowStart = { windowMs: 10_000, aggression: 1, minWeightPercent: 10 };
+
+    function shareOf(p: UpstreamPool, member: PoolMember, picks: number): number {
+      let hits = 0;
+      for (let i = 0; i < picks; i++) if (p.pick({ hashKey: null }) === member) hits++;
+      return hits / picks;
+    }
+
+    it('gives a warming endpoint a share that grows with its age, then its full share', () => {
+      const p = pool(4, { balancer: 'round-robin', slowStart });
+      const warming = p.members[2]!;
+      const n = 20_000;
+      // Round robin chooses it for 1/4 of picks; at minWeight 10 % it keeps a tenth of those.
+      warming.endpoint.warmingSince = performance.now();
+      expect(shareOf(p, warming, n)).toBeCloseTo(0.025, 1);
+      warming.endpoint.warmingSince = performance.now() - 5_000; // half way: (0.5)^1
+      const half = shareOf(p, warming, n);
+      expect(half).toBeGreaterThan(0.1);
+      expect(half).toBeLessThan(0.15);
+      warming.endpoint.warmingSince = performance.now() - 10_001; // window over
+      expect(shareOf(p, warming, n)).toBeCloseTo(0.25, 1);
+      expect(warming.endpoint.warmingSince).toBeNull();
+    });
+
+    it('starts an endpoint warming when it comes back from an ejection; a pool without slowStart ignores warming', () => {
+      const p = pool(3, { balancer: 'round-robin', slowStart });
+      const e = p.members[0]!.endpoint;
+      expect(e.warmingSince).toBeNull();
+      e.passive.ejectedUntil = Date.now() + 1000;
+      p.refresh();
+      expect(e.warmingSince).toBeNull();
+      e.passive.ejectedUntil = null;
+      p.refresh();
+      expect(e.warmingSince).not.toBeNull();
+      expect(shareOf(p, p.members[0]!, 9000)).toBeLessThan(0.1); // 1/3 × 10 %, well under a third
+
+      const plain = pool(3, { balancer: 'round-robin' });
+      plain.members[0]!.endpoint.warmingSince = performance.now();
+      expect(shareOf(plain, plain.members[0]!, 9000)).toBeCloseTo(1 / 3, 1);
+    });
+
+    it('does not hold back a warming endpoint in panic, when every endpoint is needed', () => {
+      const p = pool(2, { balancer: 'round-robin', slowStart });
+      p.members[0]!.endpoint.active.healthy = false;
+      p.members[1]!.endpoint.active.healthy = false;
+      p.refresh();
+      expect(p.panic).toBe(true);
+      p.members[0]!.endpoint.warmingSince = performance.now();
+      expect(shareOf(p, p.members[0]!, 4000)).toBeCloseTo(0.5, 1);
+    });
   });
 });
 

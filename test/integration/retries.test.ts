@@ -1,8 +1,9 @@
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type RunningGateway, simpleRoutes, startGateway } from '../helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import type { RunningGateway } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
-import { startUpstreams, TestUpstream, type UpstreamBehaviour } from '../helpers/upstream.js';
+import { useTestbed } from '../helpers/testbed.js';
+import type { UpstreamBehaviour } from '../helpers/upstream.js';
 
 // Retries, the retry budget, per-try timeouts and the circuit breaker, on real sockets.
 
@@ -27,23 +28,15 @@ async function call(gw: RunningGateway, init: { method?: 'GET' | 'POST'; body?: 
 }
 
 describe('retries', () => {
-  let gw: RunningGateway | null = null;
-  let ups: TestUpstream[] = [];
-
-  afterEach(async () => {
-    await gw?.stop();
-    gw = null;
-    await Promise.all(ups.map((u) => u.stop()));
-    ups = [];
-  });
+  const bed = useTestbed();
 
   it('sends each try of a request to a different endpoint, at most attempts + 1 of them', async () => {
-    ups = await startUpstreams(5, unavailable);
-    gw = await startGateway(simpleRoutes(ups.map((u) => u.url), {}, {
+    const ups = await bed.upstreams(5, unavailable);
+    const gw = await bed.gatewayOver(ups, {
       balancer: 'random',
       retries: { attempts: 3, on: [503], budget: '100%' },
       outlierDetection: 'off',
-    }));
+    });
     for (let i = 0; i < 20; i++) {
       const id = `req-${i}`;
       const answer = await call(gw, { headers: { 'x-request-id': id } });
@@ -57,31 +50,31 @@ describe('retries', () => {
 
   it('never sends a POST twice, even when its endpoint resets after reading the body', async () => {
     const resetting: UpstreamBehaviour = (req) => req.socket.destroy();
-    ups = [await new TestUpstream(resetting).start(), await new TestUpstream(resetting).start()];
-    gw = await startGateway(simpleRoutes(ups.map((u) => u.url), {}, {
+    const ups = await bed.upstreams(2, resetting);
+    const gw = await bed.gatewayOver(ups, {
       retries: { attempts: 2, on: ['connect-failure', 'reset', '502', '503', '504'], budget: '100%' },
       outlierDetection: 'off',
-    }));
+    });
     for (let i = 0; i < 5; i++) {
       const answer = await call(gw, { method: 'POST', body: 'order #1' });
       expect(answer.status).toBe(502);
     }
-    expect(ups[0]!.seen.length + ups[1]!.seen.length).toBe(5);
+    expect(ups[0].seen.length + ups[1].seen.length).toBe(5);
   });
 
   it('caps amplification with the budget when every endpoint fails: upstream hits per request ≤ 1 + budget', async () => {
-    ups = await startUpstreams(4, (_req, res) => setTimeout(() => unavailable(_req, res, Buffer.alloc(0)), 5));
-    gw = await startGateway(simpleRoutes(ups.map((u) => u.url), {}, {
+    const ups = await bed.upstreams(4, (_req, res) => setTimeout(() => unavailable(_req, res, Buffer.alloc(0)), 5));
+    const gw = await bed.gatewayOver(ups, {
       retries: { attempts: 3, on: [503], budget: '20%' },
       outlierDetection: 'off',
-    }));
+    });
     const total = 600;
     const concurrency = 60;
     let next = 0;
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (next < total) {
         next++;
-        expect((await call(gw!)).status).toBe(503);
+        expect((await call(gw)).status).toBe(503);
       }
     }));
     const hits = ups.reduce((n, u) => n + u.seen.length, 0);
@@ -93,15 +86,14 @@ describe('retries', () => {
   });
 
   it('gives up on a slow endpoint after perTryTimeout and retries on another within the request timeout', async () => {
-    const hanging = await new TestUpstream(slow(3000)).start();
-    const fast = await new TestUpstream().start();
-    ups = [hanging, fast];
-    gw = await startGateway(simpleRoutes(ups.map((u) => u.url), {}, {
+    const hanging = await bed.upstream(slow(3000));
+    const fast = await bed.upstream();
+    const gw = await bed.gatewayOver([hanging, fast], {
       balancer: 'round-robin',
       timeouts: { request: '5s' },
       retries: { attempts: 1, on: ['timeout'], perTryTimeout: '200ms', budget: '100%' },
       outlierDetection: 'off',
-    }));
+    });
     for (let i = 0; i < 4; i++) {
       const answer = await call(gw);
       expect(answer.status).toBe(200);
@@ -111,12 +103,12 @@ describe('retries', () => {
   });
 
   it('bounds all tries together by the request timeout', async () => {
-    ups = await startUpstreams(3, slow(3000));
-    gw = await startGateway(simpleRoutes(ups.map((u) => u.url), {}, {
+    const ups = await bed.upstreams(3, slow(3000));
+    const gw = await bed.gatewayOver(ups, {
       timeouts: { request: '500ms' },
       retries: { attempts: 2, on: ['timeout'], perTryTimeout: '300ms', budget: '100%' },
       outlierDetection: 'off',
-    }));
+    });
     const answer = await call(gw);
     expect(answer.status).toBe(504);
     expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'gateway_timeout' } });
@@ -128,29 +120,26 @@ describe('retries', () => {
 });
 
 describe('circuit breaker', () => {
+  const bed = useTestbed();
+
   it('answers 503 upstream_overloaded at once beyond maxPendingRequests, never queueing without bound', async () => {
-    const upstream = await new TestUpstream(slow(800)).start();
-    const gw = await startGateway(simpleRoutes([upstream.url], {}, {
+    const upstream = await bed.upstream(slow(800));
+    const gw = await bed.gatewayOver([upstream], {
       maxConnectionsPerEndpoint: 1,
       maxPendingRequests: 2,
       outlierDetection: 'off',
-    }));
-    try {
-      const answers = await Promise.all(Array.from({ length: 8 }, () => call(gw)));
-      const served = answers.filter((a) => a.status === 200);
-      const refused = answers.filter((a) => a.status === 503);
-      expect(served).toHaveLength(3); // one on the connection, two waiting for it
-      expect(refused).toHaveLength(5);
-      for (const a of refused) {
-        expect(JSON.parse(a.body)).toMatchObject({ error: { status: 503, code: 'upstream_overloaded' } });
-        expect(a.ms).toBeLessThan(500); // refused at once, not after the queue
-      }
-      expect(await metricValue(gw.gateway, 'gateway_upstream_overflows_total', { upstream: 'pool' })).toBe(5);
-      // Once the queue has drained, requests are served again.
-      expect((await call(gw)).status).toBe(200);
-    } finally {
-      await gw.stop();
-      await upstream.stop();
+    });
+    const answers = await Promise.all(Array.from({ length: 8 }, () => call(gw)));
+    const served = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status === 503);
+    expect(served).toHaveLength(3); // one on the connection, two waiting for it
+    expect(refused).toHaveLength(5);
+    for (const a of refused) {
+      expect(JSON.parse(a.body)).toMatchObject({ error: { status: 503, code: 'upstream_overloaded' } });
+      expect(a.ms).toBeLessThan(500); // refused at once, not after the queue
     }
+    expect(await metricValue(gw.gateway, 'gateway_upstream_overflows_total', { upstream: 'pool' })).toBe(5);
+    // Once the queue has drained, requests are served again.
+    expect((await call(gw)).status).toBe(200);
   });
 });

@@ -35,11 +35,31 @@ export interface LoadResult {
   readonly statusCodes: Readonly<Record<string, number>>;
 }
 
-export function runLoad(options: LoadOptions): Promise<LoadResult> {
-  // autocannon's own histogram keeps whole milliseconds: too coarse for a p50 of 3–6 ms, where one
-  // step is 15–30 %. Its `response` event carries the exact time; keeping it costs one array
-  // store per response on the load generator's core, the same for every target.
-  const latencies = new LatencyRecorder(options.recordLatencies);
+/** What autocannon itself counted over one run. */
+export interface AutocannonTotals {
+  /** Seconds actually run. */
+  readonly durationS: number;
+  readonly completed: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly resets: number;
+  readonly non2xx: number;
+  readonly statusCodes: Readonly<Record<string, number>>;
+}
+
+export interface AutocannonRun {
+  readonly url: string;
+  readonly connections: number;
+  /** Seconds. */
+  readonly durationS: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * One autocannon run with the settings every scenario shares (keep-alive, no pipelining, 10 s
+ * request timeout). `listen` attaches per-response listeners before the first request.
+ */
+export function runAutocannon(options: AutocannonRun, listen: (instance: autocannon.Instance) => void = () => {}): Promise<AutocannonTotals> {
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -60,8 +80,6 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         resolve({
           durationS: result.duration,
           completed: result.requests.total,
-          requestsPerSecond: result.duration > 0 ? result.requests.total / result.duration : 0,
-          latencyMs: latencies.summary(),
           errors: result.errors,
           timeouts: result.timeouts,
           resets: result.resets,
@@ -70,10 +88,25 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         });
       },
     );
+    listen(instance);
+  });
+}
+
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  // autocannon's own histogram keeps whole milliseconds: too coarse for a p50 of 3–6 ms, where one
+  // step is 15–30 %. Its `response` event carries the exact time; keeping it costs one array
+  // store per response on the load generator's core, the same for every target.
+  const latencies = new LatencyRecorder(options.recordLatencies);
+  const totals = await runAutocannon(options, (instance) => {
     if (options.recordLatencies) {
       instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTimeMs: number) => latencies.add(responseTimeMs));
     }
   });
+  return {
+    ...totals,
+    requestsPerSecond: totals.durationS > 0 ? totals.completed / totals.durationS : 0,
+    latencyMs: latencies.summary(),
+  };
 }
 
 /** A growable Float64Array: no per-value allocation while the load runs. */

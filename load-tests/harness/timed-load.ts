@@ -2,7 +2,7 @@
 // arrived: for scenarios where something changes mid-run (an endpoint starts failing), so that
 // throughput, latency and errors can be read per window of time afterwards. load.ts stays the
 // plain version the main bench uses.
-import autocannon from 'autocannon';
+import { runAutocannon } from './load.js';
 import { performance } from 'node:perf_hooks';
 
 export interface TimedLoadOptions {
@@ -136,42 +136,12 @@ export interface TimedLoadResult {
   };
 }
 
-export function runTimedLoad(options: TimedLoadOptions): Promise<TimedLoadResult> {
+export async function runTimedLoad(options: TimedLoadOptions): Promise<TimedLoadResult> {
   const log = new ResponseLog();
-  return new Promise((resolve, reject) => {
-    const startedAt = wallNow();
-    const instance = autocannon(
-      {
-        url: options.url,
-        connections: options.connections,
-        pipelining: 1,
-        duration: options.durationS,
-        timeout: 10,
-        headers: { ...options.headers },
-      },
-      (err, result) => {
-        if (err !== null) {
-          reject(err);
-          return;
-        }
-        const codes: Record<string, number> = {};
-        for (const [code, { count }] of Object.entries(result.statusCodeStats)) codes[code] = count;
-        resolve({
-          startedAt,
-          finishedAt: wallNow(),
-          log,
-          totals: {
-            completed: result.requests.total,
-            errors: result.errors,
-            timeouts: result.timeouts,
-            resets: result.resets,
-            non2xx: result.non2xx,
-            statusCodes: codes,
-          },
-        });
-      },
-    );
+  const startedAt = wallNow();
+  const { durationS: _durationS, ...totals } = await runAutocannon(options, (instance) => {
     instance.on('response', (_client: unknown, status: number, _bytes: number, responseTimeMs: number) => log.add(wallNow(), status, responseTimeMs));
     instance.on('reqError', () => log.add(wallNow(), NO_ANSWER, Number.NaN));
   });
+  return { startedAt, finishedAt: wallNow(), log, totals };
 }

@@ -2,16 +2,10 @@
 // arrived: for scenarios where something changes mid-run (an endpoint starts failing), so that
 // throughput, latency and errors can be read per window of time afterwards. load.ts stays the
 // plain version the main bench uses.
-import { runAutocannon } from './load.js';
+import { type AutocannonRun, type AutocannonTotals, runAutocannon } from './load.js';
 import { performance } from 'node:perf_hooks';
 
-export interface TimedLoadOptions {
-  readonly url: string;
-  readonly connections: number;
-  /** Seconds. */
-  readonly durationS: number;
-  readonly headers?: Readonly<Record<string, string>>;
-}
+export type TimedLoadOptions = AutocannonRun;
 
 /** Wall-clock ms with sub-ms precision, comparable across processes of the machine. */
 export const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -126,14 +120,7 @@ export interface TimedLoadResult {
   readonly finishedAt: number;
   readonly log: ResponseLog;
   /** autocannon's own totals, to cross-check the log. */
-  readonly totals: {
-    readonly completed: number;
-    readonly errors: number;
-    readonly timeouts: number;
-    readonly resets: number;
-    readonly non2xx: number;
-    readonly statusCodes: Readonly<Record<string, number>>;
-  };
+  readonly totals: Omit<AutocannonTotals, 'durationS'>;
 }
 
 export async function runTimedLoad(options: TimedLoadOptions): Promise<TimedLoadResult> {

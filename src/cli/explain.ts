@@ -114,8 +114,10 @@ export async function runExplain(input: ExplainInput, out: ExplainOutput): Promi
       for (const m of pool.members) out.stdout(`  endpoint ${m.address} ${m.endpoint.url} weight ${m.weight}`);
     }
     if (pool.hashKey !== null) {
-      const key = hashKeyOf(pool.hashKey, headers, '(client ip)');
-      out.stdout(`  hash key (${pool.config.hashOn ?? ''}): ${key === null ? 'none in this request: a random endpoint' : JSON.stringify(key)}`);
+      // The client address is only known on a real connection.
+      const key = pool.hashKey.kind === 'ip' ? 'the client address' : hashKeyOf(pool.hashKey, headers, '');
+      const shown = key === null ? 'none in this request: a random endpoint' : pool.hashKey.kind === 'ip' ? key : JSON.stringify(key);
+      out.stdout(`  hash key (${pool.config.hashOn ?? ''}): ${shown}`);
     }
     const auth = route.config.auth;
     out.stdout(`auth:    ${auth === null ? 'none' : `jwt provider "${auth.jwt}", require ${JSON.stringify(auth.require)}`}`);

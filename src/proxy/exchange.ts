@@ -269,7 +269,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #retryAllowed(): boolean {
     return this.attempts <= this.route.pool.config.retries.attempts
       && performance.now() < this.#deadline
-      && this.route.pool.retryBudgetAllows();
+      && this.route.pool.retryBudgetAllows(this.#isRetry);
   }
 
   #shouldRetryStatus(status: number): boolean {

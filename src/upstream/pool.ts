@@ -167,11 +167,14 @@ export class UpstreamPool {
    * percent of the requests still on their first try (never fewer than MIN_RETRY_CONCURRENCY).
    * Envoy divides by all requests in progress, which lets a pool where everything fails reach
    * 1 + budget / (1 - budget) upstream hits per request (1.25 at 20 %); this keeps it at 1 + budget.
+   * Counted as if the retry had started, so the share is never exceeded, not even by one.
+   * `alreadyRetrying`: the request asking is among the retrying already (its second retry).
    */
-  retryBudgetAllows(): boolean {
-    const firstTries = this.#active - this.#activeRetries;
+  retryBudgetAllows(alreadyRetrying: boolean): boolean {
+    const retrying = this.#activeRetries + (alreadyRetrying ? 0 : 1);
+    const firstTries = this.#active - retrying;
     const allowed = Math.max(MIN_RETRY_CONCURRENCY, (firstTries * this.config.retries.budgetPercent) / 100);
-    return this.#activeRetries < allowed;
+    return retrying <= allowed;
   }
 
   /** The member to send the next request to, or null when the pool has none usable (503). */

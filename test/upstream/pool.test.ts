@@ -57,14 +57,19 @@ describe('UpstreamPool', () => {
     const p = pool(2, { retries: { attempts: 5, on: ['connect-failure'], budgetPercent: 20, perTryTimeoutMs: null } });
     for (let i = 0; i < 20; i++) p.requestStarted();
     for (let i = 0; i < 3; i++) {
-      expect(p.retryBudgetAllows()).toBe(true);
+      expect(p.retryBudgetAllows(false)).toBe(true);
       p.retryStarted();
     }
-    expect(p.retryBudgetAllows()).toBe(true); // 3 retrying < 20 % of the 17 on their first try
-    p.retryStarted();
-    expect(p.retryBudgetAllows()).toBe(false);
+    // A 4th would make 4 retrying against 20 % of the 16 left on their first try (3.2).
+    expect(p.retryBudgetAllows(false)).toBe(false);
+    expect(p.retryBudgetAllows(true)).toBe(true); // 3 retrying ≤ 20 % of 17: their next tries may go
     p.requestFinished(true);
-    expect(p.retryBudgetAllows()).toBe(true);
+    expect(p.retryBudgetAllows(false)).toBe(true); // 3 of 19: 3 ≤ 3.2
+    p.retryStarted();
+    for (let i = 0; i < 16; i++) p.requestFinished(false); // only the 3 retrying are left
+    expect(p.retryBudgetAllows(false)).toBe(false); // a 4th: over even the floor of 3
+    p.requestFinished(true);
+    expect(p.retryBudgetAllows(false)).toBe(true); // the floor: 3 at a time even when quiet
   });
 
   it('sends a retry to an endpoint not tried yet whenever one is usable', () => {

@@ -23,5 +23,11 @@ export interface FilterContext {
  */
 export interface RequestFilter {
   readonly name: string;
+  /**
+   * Request headers this filter alone may set for the upstream (e.g. forwarded JWT claims). The
+   * core removes every client-sent copy, under any case or `_`-for-`-` spelling, whether or not
+   * the filter then sets it: a client must not be able to pose as a claim the token lacks.
+   */
+  readonly ownedRequestHeaders?: readonly string[];
   apply(ctx: FilterContext): GatewayError | null | Promise<GatewayError | null>;
 }

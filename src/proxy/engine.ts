@@ -228,7 +228,7 @@ export class ProxyEngine implements ExchangeRecorder {
       proto: state.proto,
       requestId: state.requestId,
       traceparent: traceparentFor(req.headers.traceparent),
-    }, ctx?.upstreamHeaders ?? null);
+    }, ctx?.upstreamHeaders ?? null, route.ownedRequestHeaders);
     if (state.upgrade !== null) {
       this.#tunnel(state, member, headers);
       return;

@@ -27,7 +27,8 @@ export function writeError(
   };
   if (extraHeaders !== null) Object.assign(headers, extraHeaders);
   // An unread request body (e.g. refused for its size) would otherwise have to be drained first.
-  if (closeConnection) headers.connection = 'close';
+  // HTTP/2 forbids the header (a stream is reset instead of a connection closed).
+  if (closeConnection && res.req?.httpVersionMajor !== 2) headers.connection = 'close';
   res.writeHead(err.status, headers);
   res.end(body);
 }

@@ -15,6 +15,13 @@ const RESPONSE_DROPPED = new Set([
   'proxy-authenticate', 'x-request-id',
 ]);
 
+const COLON = 0x3a;
+
+/** The form `owned` sets of upstreamRequestHeaders hold: lower case, `-` for `_`. */
+export function canonicalHeaderName(name: string): string {
+  return name.toLowerCase().replaceAll('_', '-');
+}
+
 /** Header names listed in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionNamed(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
@@ -50,12 +57,18 @@ export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
   facts: ForwardingFacts,
   extra: Readonly<Record<string, string>> | null,
+  owned: ReadonlySet<string> | null = null,
 ): string[] {
   const named = connectionNamed(headers.connection);
   const out: string[] = [];
   for (const name in headers) {
     if (REQUEST_DROPPED.has(name) || (named !== null && named.has(name))) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are not headers for HTTP/1.1.
+    if (name.charCodeAt(0) === COLON) continue;
     if (extra !== null && name in extra) continue;
+    // Upstreams that read `x_user_id` as `x-user-id` (CGI, nginx with underscores_in_headers)
+    // must not get a client's forged copy under the other spelling.
+    if (owned !== null && owned.has(name.includes('_') ? name.replaceAll('_', '-') : name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
     if (Array.isArray(value)) for (const v of value) out.push(name, v);

@@ -76,6 +76,7 @@ export function compileSnapshot(
       rewriter: new PathRewriter(route.prefix, route.stripPrefix, route.rewritePrefix),
       requestTimeoutMs: route.timeouts.requestMs ?? pool.config.timeouts.requestMs,
       filters: Object.freeze([]),
+      ownedRequestHeaders: null,
     });
   });
 

@@ -14,6 +14,8 @@ export interface CompiledRoute {
   /** Until the upstream's response headers arrive: route override, else the pool's. */
   readonly requestTimeoutMs: number;
   readonly filters: readonly RequestFilter[];
+  /** Client copies of these headers are never forwarded (canonical names; null: none). */
+  readonly ownedRequestHeaders: ReadonlySet<string> | null;
 }
 
 /**

@@ -5,6 +5,7 @@ import { GatewayMetrics } from './admin/metrics.js';
 import { endpointStateCounts, panicStates } from './admin/dumps.js';
 import { createAdminServer } from './admin/server.js';
 import { UpstreamEventLog } from './admin/upstream-events.js';
+import { BuiltinFilters } from './filters/builtins.js';
 import type { GatewayConfig } from './config/types.js';
 import { ConfigError, GatewayError } from './errors.js';
 import { ProxyEngine } from './proxy/engine.js';
@@ -58,6 +59,7 @@ export class Gateway {
       log: this.log,
       env: options.env,
       events: new UpstreamEventLog(this.log, this.metrics),
+      filters: new BuiltinFilters(this.metrics, this.log),
     });
   }
 

@@ -24,6 +24,17 @@ export interface ExplainOutput {
   stderr(line: string): void;
 }
 
+/** `--claim name=value` pairs, as the claims a verified token would carry. */
+function claimsOf(pairs: readonly string[]): Record<string, string> {
+  const claims: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new GatewayError('GW_ERR_CLI_USAGE', [`--claim expects name=value, got '${pair}'`]);
+    claims[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return claims;
+}
+
 function parseHeaders(lines: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const line of lines) {
@@ -115,14 +126,14 @@ export async function runExplain(input: ExplainInput, out: ExplainOutput): Promi
     }
     if (pool.hashKey !== null) {
       // The client address is only known on a real connection.
-      const key = pool.hashKey.kind === 'ip' ? 'the client address' : hashKeyOf(pool.hashKey, headers, '');
+      const key = pool.hashKey.kind === 'ip' ? 'the client address' : hashKeyOf(pool.hashKey, headers, '', claimsOf(input.claims));
       const shown = key === null ? 'none in this request: a random endpoint' : pool.hashKey.kind === 'ip' ? key : JSON.stringify(key);
       out.stdout(`  hash key (${pool.config.hashOn ?? ''}): ${shown}`);
     }
     const auth = route.config.auth;
     out.stdout(`auth:    ${auth === null ? 'none' : `jwt provider "${auth.jwt}", require ${JSON.stringify(auth.require)}`}`);
     out.stdout(`rateLimit: ${route.config.rateLimit.length === 0 ? 'none' : route.config.rateLimit.join(', ')}`);
-    if (input.claims.length > 0) out.stdout(`claims:  ${input.claims.join(', ')} (used by auth and jwt: rate-limit keys)`);
+    if (input.claims.length > 0) out.stdout(`claims:  ${input.claims.join(', ')} (used by auth, jwt: hash keys and jwt: rate-limit keys)`);
     return 0;
   } finally {
     await registry.closeAll();

@@ -99,6 +99,7 @@ function compileLimits(raw: GatewayFile, issues: IssueCollector): LimitsConfig {
   const requestTimeout = limits.requestTimeout ?? LIMITS_DEFAULTS.requestTimeout;
   const compiled: LimitsConfig = {
     maxHeaderSize: parseSize(limits.maxHeaderSize ?? LIMITS_DEFAULTS.maxHeaderSize),
+    maxHeaderCount: limits.maxHeaderCount ?? LIMITS_DEFAULTS.maxHeaderCount,
     bodyLimit: parseSize(limits.bodyLimit ?? LIMITS_DEFAULTS.bodyLimit),
     headersTimeoutMs: parseDuration(limits.headersTimeout ?? LIMITS_DEFAULTS.headersTimeout),
     requestTimeoutMs: parseDuration(requestTimeout),

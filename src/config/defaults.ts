@@ -35,6 +35,8 @@ export const REDIS_DEFAULTS = Object.freeze({
 
 export const LIMITS_DEFAULTS = Object.freeze({
   maxHeaderSize: '16kb',
+  // Envoy's max_headers_count default. Node's own limit (2000) drops the rest silently.
+  maxHeaderCount: 100,
   bodyLimit: '10mb',
   headersTimeout: '10s',
   // Not in the SPEC: fastify 5 has no whole-request limit, so a client dripping a body one byte a

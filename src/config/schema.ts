@@ -173,6 +173,7 @@ const Redis = Obj(
 const Limits = Obj(
   {
     maxHeaderSize: opt(Size({ doc: 'Largest request head (request line and headers); larger is answered 431', min: '1kb', max: '1mb', default: LIMITS_DEFAULTS.maxHeaderSize })),
+    maxHeaderCount: opt(Int({ doc: 'Most header fields in a request; more is answered 431, never silently dropped (Node alone would drop those past 2000)', min: 1, max: 10000, default: LIMITS_DEFAULTS.maxHeaderCount })),
     bodyLimit: opt(
       Size({ doc: 'Largest request body; the request is answered 413 as soon as the body passes it (bodies stream, nothing is buffered whole)', min: '1b', max: '1024gb', default: LIMITS_DEFAULTS.bodyLimit }),
     ),

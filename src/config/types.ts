@@ -45,6 +45,8 @@ export interface RedisConfig {
 
 export interface LimitsConfig {
   readonly maxHeaderSize: Bytes;
+  /** More header fields than this: 431 (never silently dropped). */
+  readonly maxHeaderCount: number;
   readonly bodyLimit: Bytes;
   readonly headersTimeoutMs: DurationMs;
   /** Whole request (headers + body) must arrive within this; guards against dripped bodies. */

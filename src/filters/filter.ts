@@ -13,6 +13,11 @@ export interface FilterContext {
   readonly responseHeaders: Record<string, string>;
   /** Values filters hand to later stages and to the access log (e.g. JWT subject). */
   readonly attributes: Map<string, string>;
+  /**
+   * The verified claims of the request's token, set by an authentication filter; null until then.
+   * Read by the core for `jwt:<claim>` keys (consistent hashing) without importing the plugin.
+   */
+  claims: Readonly<Record<string, unknown>> | null;
 }
 
 /**

@@ -185,7 +185,7 @@ export class ProxyEngine implements ExchangeRecorder {
     }
     const ctx: FilterContext = {
       req, requestId, clientIp: state.clientIp, routeName: route.name,
-      upstreamHeaders: {}, responseHeaders: {}, attributes: new Map(),
+      upstreamHeaders: {}, responseHeaders: {}, attributes: new Map(), claims: null,
     };
     const verdict = runFilters(route.filters, ctx);
     if (verdict instanceof Promise) {
@@ -209,7 +209,7 @@ export class ProxyEngine implements ExchangeRecorder {
   #forward(state: RoutedRequest, ctx: FilterContext | null): void {
     const { req, route, target } = state;
     const pool = route.pool;
-    const pickContext = pool.hashKey === null ? NO_HASH_KEY : { hashKey: hashKeyOf(pool.hashKey, req.headers, state.clientIp) };
+    const pickContext = pool.hashKey === null ? NO_HASH_KEY : { hashKey: hashKeyOf(pool.hashKey, req.headers, state.clientIp, ctx?.claims ?? null) };
     const member = pool.pick(pickContext);
     if (member === null) {
       this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path });

@@ -1,4 +1,6 @@
-import type { GatewayConfig, RoutesConfig, TargetConfig, UpstreamConfig } from '../config/types.js';
+import type { GatewayConfig, RouteConfig, RoutesConfig, TargetConfig, UpstreamConfig } from '../config/types.js';
+import type { RequestFilter } from '../filters/filter.js';
+import { canonicalHeaderName } from '../proxy/headers.js';
 import { GatewayError } from '../errors.js';
 import { PathRewriter } from '../router/rewrite.js';
 import { RouteTable } from '../router/table.js';
@@ -29,6 +31,11 @@ export interface CompileParts {
   readonly events?: UpstreamEvents;
   /** Called after discovery changed a live pool's members, to close endpoints nobody lists. */
   readonly onMembersReplaced?: () => void;
+  /**
+   * Builds a route's filters (JWT auth, ...). Every caller that serves traffic passes it; without
+   * it routes get no filters, which only suits callers that never forward (explain, tests).
+   */
+  readonly filtersFor?: (route: RouteConfig) => readonly RequestFilter[];
 }
 
 /**
@@ -69,14 +76,15 @@ export function compileSnapshot(
       // The loader already refuses unknown upstreams; this guards compile against a bypassed loader.
       throw new GatewayError('GW_ERR_CONFIG_INVALID', [`route "${route.name}" names unknown upstream "${route.upstream}"`]);
     }
+    const filters = parts.filtersFor?.(route) ?? [];
     return Object.freeze({
       config: route,
       name: route.name,
       pool,
       rewriter: new PathRewriter(route.prefix, route.stripPrefix, route.rewritePrefix),
       requestTimeoutMs: route.timeouts.requestMs ?? pool.config.timeouts.requestMs,
-      filters: Object.freeze([]),
-      ownedRequestHeaders: null,
+      filters: Object.freeze(filters),
+      ownedRequestHeaders: ownedHeaders(filters),
     });
   });
 
@@ -88,6 +96,11 @@ export function compileSnapshot(
     table: new RouteTable(compiled),
     pools,
   });
+}
+
+function ownedHeaders(filters: readonly RequestFilter[]): ReadonlySet<string> | null {
+  const names = filters.flatMap((f) => f.ownedRequestHeaders ?? []);
+  return names.length === 0 ? null : new Set(names.map(canonicalHeaderName));
 }
 
 function discoveryFor(upstream: UpstreamConfig, parts: CompileParts): DiscoveryProvider {

@@ -6,6 +6,8 @@ import { configVersion } from '../config/version.js';
 import { ConfigError, type ConfigIssue, formatConfigIssue } from '../errors.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { EndpointRegistry } from '../upstream/registry.js';
+import type { BuiltinFilters } from '../filters/builtins.js';
+import type { RouteConfig } from '../config/types.js';
 import { DiscoveryRegistry } from '../upstream/discovery/registry.js';
 import { type DnsDiscoveryEvents, SILENT_DNS_DISCOVERY_EVENTS } from '../upstream/discovery/dns.js';
 import { compileSnapshot, type UpstreamEvents } from './compile.js';
@@ -30,6 +32,7 @@ export class Reloader {
   readonly #env: NodeJS.ProcessEnv;
   readonly #discoveries: DiscoveryRegistry;
   readonly #events: UpstreamEvents | undefined;
+  readonly #filters: BuiltinFilters | null;
   /** Replaced snapshots whose requests have not all finished yet. */
   readonly #retiredActive = new Set<Snapshot>();
   #running: Promise<ReloadResult> | null = null;
@@ -44,6 +47,8 @@ export class Reloader {
     env?: NodeJS.ProcessEnv;
     /** Upstream events (ejections, panic, discovery) go here; silent when absent. */
     events?: UpstreamEvents & DnsDiscoveryEvents;
+    /** The built-in filters (JWT auth); none when absent (tests of reloading alone). */
+    filters?: BuiltinFilters;
   }) {
     this.#gateway = deps.gateway;
     this.#holder = deps.holder;
@@ -52,12 +57,14 @@ export class Reloader {
     this.#log = deps.log;
     this.#env = deps.env ?? process.env;
     this.#events = deps.events;
+    this.#filters = deps.filters ?? null;
     this.#discoveries = new DiscoveryRegistry(deps.events ?? SILENT_DNS_DISCOVERY_EVENTS);
   }
 
   /** Stops DNS discovery; the gateway calls it when it stops. */
   stop(): void {
     this.#discoveries.stopAll();
+    this.#filters?.stop();
   }
 
   reload(): Promise<ReloadResult> {
@@ -79,6 +86,10 @@ export class Reloader {
       const routes = await loadRoutesConfig(this.#gateway.routesFile, this.#env);
       const version = configVersion(routes);
       const current = this.#holder.current;
+      // Key material is re-read on every reload, also when the routes file is unchanged (SIGHUP
+      // after a jwksFile rotation); a broken key file fails the reload here.
+      const filters = this.#filters;
+      await filters?.prepare(routes);
       if (current !== null && current.version === version) {
         this.#succeeded(version, false);
         return { result: 'success', version, changed: false };
@@ -88,9 +99,11 @@ export class Reloader {
         discoveryFor: (upstream) => this.#discoveries.get(upstream),
         events: this.#events,
         onMembersReplaced: () => this.collectEndpoints(),
+        ...(filters === null ? {} : { filtersFor: (route: RouteConfig) => filters.filtersFor(route, routes) }),
       });
       this.#swap(next);
       this.#discoveries.retain(routes.upstreams);
+      filters?.retain(routes);
       this.#succeeded(version, true);
       return { result: 'success', version, changed: true };
     } catch (err) {
@@ -99,6 +112,7 @@ export class Reloader {
         : [{ file: this.#gateway.routesFile, line: 0, col: 0, path: '', message: err instanceof Error ? err.message : String(err) }];
       // Providers started for the refused configuration are not needed.
       this.#discoveries.retain(this.#holder.current?.routesConfig.upstreams ?? []);
+      this.#filters?.retain(this.#holder.current?.routesConfig ?? null);
       this.#metrics.configReloads.inc({ result: 'failure' });
       for (const issue of errors) this.#log.error({ event: 'reload_failed' }, `reload failed, previous configuration kept: ${formatConfigIssue(issue)}`);
       return { result: 'failure', errors };

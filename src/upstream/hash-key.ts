@@ -28,7 +28,12 @@ export const NO_HASH_KEY: PickContext = Object.freeze({ hashKey: null });
  * The request's key, or null when it has none (the balancer then picks at random, as Envoy does).
  * A repeated header hashes on its first value, so a client cannot spread itself by repeating it.
  */
-export function hashKeyOf(spec: HashKeySpec, headers: IncomingHttpHeaders, clientIp: string): string | null {
+export function hashKeyOf(
+  spec: HashKeySpec,
+  headers: IncomingHttpHeaders,
+  clientIp: string,
+  claims: Readonly<Record<string, unknown>> | null,
+): string | null {
   switch (spec.kind) {
     case 'ip':
       return clientIp;
@@ -37,9 +42,14 @@ export function hashKeyOf(spec: HashKeySpec, headers: IncomingHttpHeaders, clien
       if (value === undefined) return null;
       return typeof value === 'string' ? value : (value[0] ?? null);
     }
+    case 'jwt': {
+      // Verified claims only (the route's auth filter set them): an unverified token is no key.
+      const value = claims?.[spec.claim];
+      if (typeof value === 'string') return value;
+      return typeof value === 'number' || typeof value === 'boolean' ? String(value) : null;
+    }
     case 'cookie':
-    case 'jwt':
-      // Refused by the loader until cookie parsing (traffic management) and JWT claims land.
+      // Refused by the loader until cookie parsing lands with traffic management.
       return null;
   }
 }

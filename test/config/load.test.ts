@@ -30,6 +30,7 @@ describe('defaults', () => {
     expect(config.trustedProxies).toEqual(GATEWAY_DEFAULTS.trustedProxies);
     expect(config.limits).toEqual({
       maxHeaderSize: parseSize(LIMITS_DEFAULTS.maxHeaderSize),
+      maxHeaderCount: LIMITS_DEFAULTS.maxHeaderCount,
       bodyLimit: parseSize(LIMITS_DEFAULTS.bodyLimit),
       headersTimeoutMs: parseDuration(LIMITS_DEFAULTS.headersTimeout),
       requestTimeoutMs: parseDuration(LIMITS_DEFAULTS.requestTimeout),
@@ -44,6 +45,7 @@ describe('defaults', () => {
     const config = await loadGatewayConfig(writeFile('gateway.yaml', MINIMAL_GATEWAY));
     expect(config.limits).toEqual({
       maxHeaderSize: 16 * 1024,
+      maxHeaderCount: 100,
       bodyLimit: 10 * 1024 * 1024,
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 60_000,

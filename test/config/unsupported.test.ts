@@ -59,11 +59,8 @@ describe('features validated but not supported yet', () => {
     const route = (field: string): string => atValue(text, field, 'everything');
     expect(await linesOf(loadRoutesConfig(file))).toEqual([
       `${file}:${at(text, 'cookie:session')}: upstreams.users.hashOn: hashOn: cookie:<name> (sticky sessions) ${NOT_YET}`,
-      `${file}:${at(text, 'jwt:sub')}: upstreams.orders.hashOn: hashOn: jwt:<claim> ${NOT_YET}`,
-      `${file}:${at(text, 'main:')}: jwtProviders: JWT authentication (jwtProviders) ${NOT_YET}`,
       `${file}:${at(text, 'per-ip:')}: rateLimits: rate limiting (rateLimits) ${NOT_YET}`,
       `${file}:${route('split')}: routes[0].split: traffic splitting (split) ${NOT_YET}`,
-      `${file}:${route('auth')}: routes[0].auth: JWT authentication (auth) ${NOT_YET}`,
       `${file}:${route('rateLimit')}: routes[0].rateLimit: rate limiting (rateLimit) ${NOT_YET}`,
       `${file}:${route('match')}: routes[0].match: matching on headers and query (match) ${NOT_YET}`,
       `${file}:${route('mirror')}: routes[0].mirror: request mirroring (mirror) ${NOT_YET}`,

@@ -13,6 +13,7 @@ function ctx(): FilterContext {
     upstreamHeaders: {},
     responseHeaders: {},
     attributes: new Map(),
+    claims: null,
   };
 }
 

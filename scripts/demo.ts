@@ -4,8 +4,10 @@ import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { loadGatewayConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
+import { makeDevCert } from './make-dev-cert.js';
 
 const DEMO_PORTS = [9001, 9002, 9003];
+const DEMO_HTTPS_PORT = 8443;
 
 function demoUpstream(port: number): Promise<Server> {
   const server = createServer((req, res) => {
@@ -31,11 +33,21 @@ function demoUpstream(port: number): Promise<Server> {
 async function main(): Promise<void> {
   const upstreams = await Promise.all(DEMO_PORTS.map(demoUpstream));
   const configFile = fileURLToPath(new URL('../../config/gateway.yaml', import.meta.url));
-  const config = await loadGatewayConfig(configFile);
+  const shipped = await loadGatewayConfig(configFile);
+  // HTTPS with HTTP/2 on a self-signed certificate made for the demo (the shipped config stays
+  // plain HTTP, so `npm start` needs no certificate).
+  const dev = await makeDevCert({ log: (line) => process.stderr.write(`${line}\n`) });
+  const config = {
+    ...shipped,
+    listeners: [
+      ...shipped.listeners,
+      { name: 'demo-https', address: '127.0.0.1', port: DEMO_HTTPS_PORT, redirectToHttps: false, tls: { certificates: [{ cert: dev.cert, key: dev.key }], minVersion: 'TLSv1.2' as const, http2: true, clientCa: null } },
+    ],
+  };
   const gateway = new Gateway({ config });
   await gateway.start();
 
-  const pub = gateway.addresses().find((a) => a.name !== 'admin');
+  const pub = gateway.addresses().find((a) => a.name !== 'admin' && a.name !== 'demo-https');
   const admin = gateway.addresses().find((a) => a.name === 'admin');
   const base = `http://127.0.0.1:${pub?.port ?? 8080}`;
   const adminBase = `http://127.0.0.1:${admin?.port ?? 9901}`;
@@ -44,6 +56,7 @@ Demo gateway running (config: ${configFile}); demo upstreams on ${DEMO_PORTS.joi
 Try:
   curl -i ${base}/api/users/42          # balanced over two demo upstreams, prefix stripped
   curl -i ${base}/api/orders/7          # rewritten to /v1/orders/7
+  curl -ik --http2 https://localhost:${DEMO_HTTPS_PORT}/api/users/42   # HTTPS + HTTP/2, self-signed (${dev.cert})
   curl -i ${base}/nowhere/%2f           # refused: encoded slash (400)
   curl -s ${adminBase}/upstreams        # pools and endpoints
   curl -s ${adminBase}/metrics | grep gateway_requests_total

@@ -6,8 +6,10 @@ import { endpointStateCounts, panicStates } from './admin/dumps.js';
 import { createAdminServer } from './admin/server.js';
 import { UpstreamEventLog } from './admin/upstream-events.js';
 import { BuiltinFilters } from './filters/builtins.js';
-import type { GatewayConfig } from './config/types.js';
-import { ConfigError, GatewayError } from './errors.js';
+import type { GatewayConfig, ListenerTlsConfig } from './config/types.js';
+import { ConfigError, GatewayError, formatConfigIssue } from './errors.js';
+import { HttpsRedirector } from './proxy/redirect.js';
+import { TlsTerminator } from './tls/terminator.js';
 import { ProxyEngine } from './proxy/engine.js';
 import { createPublicListener } from './proxy/listener.js';
 import { SnapshotHolder } from './snapshot/holder.js';
@@ -39,6 +41,7 @@ export class Gateway {
   readonly #registry = new EndpointRegistry();
   readonly #reloader: Reloader;
   readonly #listeners: { name: string; app: FastifyInstance }[] = [];
+  readonly #certificates: { tls: TlsTerminator; config: ListenerTlsConfig }[] = [];
   #admin: FastifyInstance | null = null;
   #engine: ProxyEngine | null = null;
   #draining = false;
@@ -71,6 +74,11 @@ export class Gateway {
   async start(): Promise<void> {
     const first = await this.#reloader.reload();
     if (first.result === 'failure') throw new ConfigError(first.errors);
+    // Certificates are checked before anything listens: a bad one fails the start, naming its file.
+    const terminators = await Promise.all(this.config.listeners.map((listener, i) => (listener.tls === null
+      ? null
+      : TlsTerminator.load(listener.tls, { path: `listeners[${i}].tls`, configFile: this.config.file }))));
+    for (const t of terminators) for (const warning of t?.warnings ?? []) this.log.warn({ event: 'tls_warning' }, formatConfigIssue(warning));
 
     const engine = (this.#engine = new ProxyEngine({
       holder: this.holder,
@@ -89,10 +97,17 @@ export class Gateway {
     });
     await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
 
-    for (const listener of this.config.listeners) {
-      const app = createPublicListener(listener, this.config.limits, engine, (err) => this.log.error({ err }, 'internal error while handling a request'));
+    const firstTls = this.config.listeners.find((l) => l.tls !== null);
+    const httpsPort = (): number => this.addresses().find((a) => a.name === firstTls?.name)?.port ?? firstTls?.port ?? 443;
+    for (const [i, listener] of this.config.listeners.entries()) {
+      const tls = terminators[i] ?? null;
+      const app = createPublicListener(listener, this.config.limits, engine, (err) => this.log.error({ err }, 'internal error while handling a request'), {
+        tls,
+        redirect: listener.redirectToHttps ? new HttpsRedirector(httpsPort) : null,
+      });
       await this.#listen(app, listener.name, listener.address, listener.port);
       this.#listeners.push({ name: listener.name, app });
+      if (tls !== null && listener.tls !== null) this.#certificates.push({ tls, config: listener.tls });
     }
     if (this.config.pidFile !== null) await writeFile(this.config.pidFile, `${process.pid}\n`);
     this.log.info({ event: 'started', version: this.holder.current?.version, listeners: this.addresses() }, 'gateway started');
@@ -106,8 +121,28 @@ export class Gateway {
     }
   }
 
-  reload(): Promise<ReloadResult> {
-    return this.#reloader.reload();
+  /**
+   * SIGHUP and POST /reload: the routes file with its key material, and every TLS listener's
+   * certificate files. A certificate that fails to load keeps the previous one (logged, counted
+   * as a failed reload); the result reports the routes file, which reloads independently.
+   */
+  async reload(): Promise<ReloadResult> {
+    const [routes] = await Promise.all([this.#reloader.reload(), this.#reloadCertificates()]);
+    return routes;
+  }
+
+  async #reloadCertificates(): Promise<void> {
+    await Promise.all(this.#certificates.map(async ({ tls, config }) => {
+      try {
+        const result = await tls.reload(config);
+        for (const warning of result.warnings) this.log.warn({ event: 'tls_warning' }, formatConfigIssue(warning));
+        if (result.changed) this.log.info({ event: 'tls_reloaded' }, 'TLS certificates reloaded');
+      } catch (err) {
+        this.metrics.configReloads.inc({ result: 'failure' });
+        const issues = err instanceof ConfigError ? err.issues.map(formatConfigIssue) : [String(err)];
+        for (const issue of issues) this.log.error({ event: 'tls_reload_failed' }, `certificate reload failed, previous certificates kept: ${issue}`);
+      }
+    }));
   }
 
   /** The addresses actually bound (port 0 in config means "any free port", handy for tests). */

@@ -26,7 +26,6 @@ function inUpstreams(raw: RoutesFile, uses: (upstream: UpstreamEntry) => string 
 const nonEmpty = (map: Readonly<Record<string, unknown>> | undefined): boolean => map !== undefined && Object.keys(map).length > 0;
 
 export const UNSUPPORTED_FEATURES: readonly UnsupportedFeature[] = [
-  { file: 'gateway', feature: 'TLS termination', find: (g) => g.listeners.flatMap((l, i) => (l.tls ? [['listeners', i, 'tls']] : [])) },
   { file: 'gateway', feature: 'Redis (shared rate-limit state)', find: (g) => (g.redis ? [['redis']] : []) },
   { file: 'gateway', feature: 'more than one worker process', find: (g) => (g.workers !== undefined && g.workers !== 1 ? [['workers']] : []) },
   { file: 'routes', feature: 'rate limiting (rateLimits)', find: (r) => (nonEmpty(r.rateLimits) ? [['rateLimits']] : []) },

@@ -12,6 +12,7 @@ import type { PoolMember } from '../upstream/member.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { AttemptOutcome, FailureKind } from '../upstream/outcome.js';
 import { hashKeyOf, NO_HASH_KEY } from '../upstream/hash-key.js';
+import { verifiedClientIdentity } from '../tls/client-identity.js';
 import { BodyLimitStream } from './body-limit.js';
 import { TrustedProxies, peerAddress } from './client-address.js';
 import { writeError } from './error-reply.js';
@@ -159,7 +160,9 @@ export class ProxyEngine implements ExchangeRecorder {
     const route = match.route;
 
     const declaredLength = headers['content-length'];
-    const hasBody = declaredLength !== undefined ? declaredLength !== '0' : headers['transfer-encoding'] !== undefined;
+    const hasBody = declaredLength !== undefined
+      ? declaredLength !== '0'
+      : headers['transfer-encoding'] !== undefined || http2BodyFollows(req);
     if (upgrade !== null && hasBody) {
       // The parser let go of the socket at the upgrade: a body after the head cannot be read.
       this.#reject(req, res, new GatewayError('GW_ERR_REQUEST_MALFORMED', ['body on an upgrade request']), requestId, startedAt, snapshot, { route, close: true, path: target.path });
@@ -228,6 +231,7 @@ export class ProxyEngine implements ExchangeRecorder {
       proto: state.proto,
       requestId: state.requestId,
       traceparent: traceparentFor(req.headers.traceparent),
+      clientCert: state.proto === 'https' ? clientCertHeader(req.socket) : null,
     }, ctx?.upstreamHeaders ?? null, route.ownedRequestHeaders);
     if (state.upgrade !== null) {
       this.#tunnel(state, member, headers);
@@ -385,13 +389,31 @@ export class ProxyEngine implements ExchangeRecorder {
 
 function parseTarget(req: IncomingMessage): ParsedTarget {
   const split = splitTarget(req.url ?? '/');
-  const hostHeader = req.headers.host === '' ? undefined : req.headers.host;
+  // HTTP/2 names the host in :authority (a Host header is allowed but rare).
+  const host = req.headers.host ?? req.headers[':authority'];
+  const hostHeader = host === '' || Array.isArray(host) ? undefined : host;
   return {
     host: resolveRequestHost(split.authority, hostHeader),
     hostHeader: split.authority ?? hostHeader,
     path: normalizePath(split.path),
     query: split.query,
   };
+}
+
+/**
+ * Envoy's `x-forwarded-client-cert` (its Hash and Subject elements) for a client that presented a
+ * certificate the listener's clientCa verified (mTLS): how routes' upstreams learn who called.
+ */
+function clientCertHeader(socket: object): string | null {
+  const identity = verifiedClientIdentity(socket);
+  if (identity === null) return null;
+  return `Hash=${identity.fingerprint256.replaceAll(':', '').toLowerCase()};Subject="${identity.subject.replaceAll('"', '\\"')}"`;
+}
+
+/** HTTP/2 frames bodies itself: a stream not ended with its headers carries DATA frames. */
+function http2BodyFollows(req: IncomingMessage): boolean {
+  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  return stream !== undefined && stream.endAfterHeaders === false;
 }
 
 function asGatewayError(err: unknown): GatewayError {

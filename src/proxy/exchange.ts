@@ -192,7 +192,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     const res = this.res;
     if (res.destroyed) return;
-    res.writeHead(statusCode, statusMessage || undefined, clientResponseHeaders(headers, this.requestId, this.#extraResponseHeaders));
+    // HTTP/2 has no reason phrase (Node warns when one is given).
+    const reason = this.req.httpVersionMajor === 2 ? undefined : statusMessage || undefined;
+    res.writeHead(statusCode, reason, clientResponseHeaders(headers, this.requestId, this.#extraResponseHeaders));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

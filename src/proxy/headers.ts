@@ -8,6 +8,8 @@ const REQUEST_DROPPED = new Set([
   'proxy-authorization', 'proxy-authenticate', 'expect', 'host', 'http2-settings',
   // Replaced by the gateway's own values below.
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'traceparent',
+  // Only the gateway vouches for a client certificate; a client's own copy is a forgery.
+  'x-forwarded-client-cert',
 ]);
 
 const RESPONSE_DROPPED = new Set([
@@ -47,6 +49,8 @@ export interface ForwardingFacts {
   readonly proto: 'http' | 'https';
   readonly requestId: string;
   readonly traceparent: string;
+  /** x-forwarded-client-cert for a verified mTLS client; null (absent) otherwise. */
+  readonly clientCert?: string | null;
 }
 
 /**
@@ -84,6 +88,7 @@ export function upstreamRequestHeaders(
     'traceparent', facts.traceparent,
   );
   if (facts.peerTrusted && typeof headers.forwarded === 'string') out.push('forwarded', headers.forwarded);
+  if (facts.clientCert !== undefined && facts.clientCert !== null) out.push('x-forwarded-client-cert', facts.clientCert);
   if (extra !== null) for (const name in extra) out.push(name, extra[name]!);
   return out;
 }

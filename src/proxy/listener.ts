@@ -8,6 +8,15 @@ import type { ProxyEngine } from './engine.js';
 import { writeError } from './error-reply.js';
 import { requestIdFor } from './request-id.js';
 import { responseForUpgradeSocket } from './upgrade.js';
+import type { HttpsRedirector } from './redirect.js';
+import type { ReloadableServer, TlsTerminator } from '../tls/terminator.js';
+
+export interface ListenerExtras {
+  /** The certificates of a `tls` listener. */
+  readonly tls?: TlsTerminator | null;
+  /** Set on a plain listener with `redirectToHttps`: every request is redirected. */
+  readonly redirect?: HttpsRedirector | null;
+}
 
 /**
  * One public listener: a fastify server whose only route is a catch-all handing every request to
@@ -19,19 +28,36 @@ export function createPublicListener(
   limits: LimitsConfig,
   engine: ProxyEngine,
   onInternalError: (err: unknown) => void,
+  extras: ListenerExtras = {},
 ): FastifyInstance {
   const proto = listener.tls === null ? 'http' : 'https';
+  const tls = extras.tls ?? null;
+  const redirect = extras.redirect ?? null;
+  const http1 = {
+    maxHeaderSize: limits.maxHeaderSize,
+    headersTimeout: limits.headersTimeoutMs,
+    // Node only checks these timeouts on this interval (30 s by default): a 10 s
+    // headersTimeout would otherwise let a slowloris hold a socket for up to 40 s.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeoutMs / 4)),
+    // Node's own missing-Host answer is a bare 400; headRefusal answers it in JSON instead.
+    requireHostHeader: false,
+  };
   const app = Fastify({
     logger: false,
-    http: {
-      maxHeaderSize: limits.maxHeaderSize,
-      headersTimeout: limits.headersTimeoutMs,
-      // Node only checks these timeouts on this interval (30 s by default): a 10 s
-      // headersTimeout would otherwise let a slowloris hold a socket for up to 40 s.
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeoutMs / 4)),
-      // Node's own missing-Host answer is a bare 400; headRefusal answers it in JSON instead.
-      requireHostHeader: false,
-    } as never,
+    http: http1 as never,
+    // TLS: the same HTTP/1.1 limits (https.createServer takes them with the TLS options); HTTP/2
+    // streams get their header limits as SETTINGS (pseudo-headers count as pairs too).
+    ...(tls === null ? {} : {
+      https: {
+        ...tls.serverOptions(),
+        ...http1,
+        maxHeaderListPairs: limits.maxHeaderCount + 4,
+        settings: { maxHeaderListSize: limits.maxHeaderSize },
+      } as never,
+      // Typed as the HTTP/1 server below: the HTTP/2 compatibility request and response are
+      // handled through the same IncomingMessage/ServerResponse surface (see ProxyEngine).
+      http2: (listener.tls?.http2 === true) as false,
+    }),
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // fastify 5 defaults to no limit: a dripped body could hold a connection forever.
     requestTimeout: limits.requestTimeoutMs,
@@ -56,6 +82,12 @@ export function createPublicListener(
   // a word, which once hid a late Authorization. One more than the limit is kept, so headRefusal
   // sees that it was passed; maxHeaderSize still bounds the head in bytes.
   app.server.maxHeadersCount = limits.maxHeaderCount + 1;
+  if (tls !== null) {
+    // A reload's new default certificate reaches handshakes without SNI through the server.
+    tls.attach(app.server as unknown as ReloadableServer);
+    // An HTTP/2 server serving HTTP/1.1 (allowHTTP1) reads these from itself, not its options.
+    Object.assign(app.server, { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs });
+  }
 
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket;
@@ -69,7 +101,8 @@ export function createPublicListener(
         writeError(res, refusal, requestIdFor(req.headers['x-request-id']), null, true);
         return;
       }
-      engine.handle(req, res, proto);
+      if (redirect !== null) redirect.handle(req, res);
+      else engine.handle(req, res, proto);
     } catch (err) {
       // A bug must cost one request a 500, not leave the connection hanging after hijack().
       onInternalError(err);
@@ -94,7 +127,8 @@ export function createPublicListener(
         writeError(responseForUpgradeSocket(req, socket), refusal, requestIdFor(req.headers['x-request-id']), null, true);
         return;
       }
-      engine.handleUpgrade(req, socket, head, proto);
+      if (redirect !== null) redirect.handle(req, responseForUpgradeSocket(req, socket));
+      else engine.handleUpgrade(req, socket, head, proto);
     } catch (err) {
       onInternalError(err);
       socket.destroy();

@@ -187,13 +187,16 @@ describe('relative paths', () => {
     expect((await loadRoutesConfig(gateway.routesFile)).file).toBe(join(folder, 'routes/main.yaml'));
   });
 
-  it('resolves TLS files and jwksFile the same way (even though those features are refused for now)', async () => {
+  it('resolves TLS files relative to gateway.yaml, absolute paths as they are', async () => {
     const folder = writeFiles({
       'gateway.yaml':
         'listeners:\n  - { name: tls, port: 8443, tls: { certificates: [{ cert: tls/a.crt, key: /abs/a.key }], clientCa: tls/ca.pem } }\n',
     });
-    const issues = await issuesOf(loadGatewayConfig(join(folder, 'gateway.yaml')));
-    expect(issues.map((i) => i.message)).toEqual(['TLS termination is not supported yet in this version']);
+    const gateway = await loadGatewayConfig(join(folder, 'gateway.yaml'));
+    expect(gateway.listeners[0]?.tls).toMatchObject({
+      certificates: [{ cert: join(folder, 'tls/a.crt'), key: '/abs/a.key' }],
+      clientCa: join(folder, 'tls/ca.pem'),
+    });
   });
 
   it('routesFile defaults to routes.yaml next to gateway.yaml', async () => {

@@ -21,7 +21,6 @@ describe('features validated but not supported yet', () => {
     `;
     const file = writeFile('gateway.yaml', text);
     expect(await linesOf(loadGatewayConfig(file))).toEqual([
-      `${file}:${at(text, 'certificates')}: listeners[1].tls: TLS termination ${NOT_YET}`,
       `${file}:${at(text, 'url')}: redis: Redis (shared rate-limit state) ${NOT_YET}`,
       `${file}:${at(text, 'auto')}: workers: more than one worker process ${NOT_YET}`,
     ]);

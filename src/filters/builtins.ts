@@ -14,6 +14,7 @@ import {
   JwtProviderRegistry,
   type JwtRegistryOptions,
   type JwtVerificationResult,
+  SILENT_JWT_EVENTS,
 } from '../../plugins/jwt-auth/index.js';
 import type { RequestFilter } from './filter.js';
 
@@ -83,5 +84,18 @@ export class BuiltinFilters {
 
   stop(): void {
     this.#jwt.stopAll();
+  }
+}
+
+/**
+ * `gateway validate`: loads every local key file the routes file names (jwksFile), as a reload
+ * would, without fetching anything; throws the ConfigError naming the broken file.
+ */
+export async function checkKeyFiles(routes: RoutesConfig): Promise<void> {
+  const registry = new JwtProviderRegistry(SILENT_JWT_EVENTS);
+  try {
+    await registry.prepare(routes.jwtProviders.filter((provider) => provider.jwksFile !== null));
+  } finally {
+    registry.stopAll();
   }
 }

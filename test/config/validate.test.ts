@@ -111,4 +111,24 @@ describe('gateway validate', () => {
       stderr: [`${join(folder, 'gateway.yaml')}:3:11: listeners[0].port: environment variable PORT is not set (write \${PORT:-default} to give a default)`],
     });
   });
+
+  it('loads the files the config names: a missing certificate and a broken jwksFile are problems, a jwksUri is not fetched', async () => {
+    const gatewayText = `${MINIMAL_GATEWAY.replace('listeners:', 'listeners:\n  - { name: tls, port: 8443, tls: { certificates: [{ cert: tls/missing.crt, key: tls/missing.key }] } }')}`;
+    const routesText = yaml`
+      upstreams:
+        users: { targets: [{ url: http://127.0.0.1:9001 }] }
+      jwtProviders:
+        local: { issuer: https://id.example.test/, jwksFile: jwks.json }
+        remote: { issuer: https://id.example.test/, jwksUri: http://127.0.0.1:9/jwks.json }
+      routes:
+        - { name: users, prefix: /, upstream: users, auth: { jwt: local } }
+    `;
+    const folder = writeFiles({ 'gateway.yaml': gatewayText, 'routes.yaml': routesText, 'jwks.json': '{"keys": [' });
+    const run = await validate(join(folder, 'gateway.yaml'));
+    expect(run.code).toBe(1);
+    expect(run.stdout).toEqual([]);
+    expect(run.stderr.some((line) => line.includes('missing.crt'))).toBe(true);
+    expect(run.stderr.some((line) => line.includes('jwks.json'))).toBe(true);
+    expect(run.stderr.some((line) => line.includes('127.0.0.1:9'))).toBe(false);
+  });
 });

@@ -21,14 +21,14 @@
 import type { JWTPayload } from 'jose';
 import type { RouteAuthConfig } from '../../src/config/types.js';
 import { GatewayError } from '../../src/errors.js';
-import type { FilterContext, RequestFilter } from '../../src/filters/filter.js';
+import { type FilterContext, JWT_SUBJECT, type RequestFilter } from '../../src/filters/filter.js';
 import { compileRequirements, unmetRequirement } from './claims.js';
 import type { JwtEvents, JwtVerificationResult } from './events.js';
 import type { JwtProvider, Verification } from './provider.js';
 
 export const JWT_AUTH_FILTER_NAME = 'jwt-auth';
 /** The access log's JWT subject (`sub`, when it is a string). */
-export const JWT_SUBJECT_ATTRIBUTE = 'jwt.sub';
+export const JWT_SUBJECT_ATTRIBUTE = JWT_SUBJECT;
 
 export const CHALLENGE_MISSING = 'Bearer realm="gateway"';
 export const CHALLENGE_INVALID = 'Bearer realm="gateway", error="invalid_token"';

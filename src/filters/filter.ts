@@ -1,6 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { GatewayError } from '../errors.js';
 
+/** The `attributes` key of the verified JWT subject, which the access log records. */
+export const JWT_SUBJECT = 'jwt.sub';
+
 /** What a filter may read and add to while deciding about one request. */
 export interface FilterContext {
   readonly req: IncomingMessage;

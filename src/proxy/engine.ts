@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { type GatewayMetrics, methodLabel, UNMATCHED_ROUTE } from '../admin/metrics.js';
 import { runFilters } from '../filters/chain.js';
-import type { FilterContext } from '../filters/filter.js';
+import { type FilterContext, JWT_SUBJECT } from '../filters/filter.js';
 import { normalizePath, resolveRequestHost, splitTarget } from '../router/normalize.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
@@ -72,6 +72,8 @@ interface FinishedRequest {
   readonly upstreamMs: number;
   readonly attempts: number;
   readonly websocket: boolean;
+  /** The verified token's `sub`, when an auth filter verified one (never the token). */
+  readonly jwtSubject: string | null;
 }
 
 /** Optional facts about a refused request, for its response, metrics and access log. */
@@ -82,6 +84,7 @@ interface RejectDetails {
   readonly close?: boolean;
   /** The normalised path, when parsing got that far. */
   readonly path?: string;
+  readonly jwtSubject?: string | null;
 }
 
 /** The parts of a request the router needs, parsed once. */
@@ -203,7 +206,9 @@ export class ProxyEngine implements ExchangeRecorder {
 
   #afterFilters(state: RoutedRequest, ctx: FilterContext, refusal: GatewayError | null): void {
     if (refusal !== null) {
-      this.#reject(state.req, state.res, refusal, state.requestId, state.startedAt, state.snapshot, { headers: ctx.responseHeaders, route: state.route, path: state.target.path });
+      this.#reject(state.req, state.res, refusal, state.requestId, state.startedAt, state.snapshot, {
+        headers: ctx.responseHeaders, route: state.route, path: state.target.path, jwtSubject: ctx.attributes.get(JWT_SUBJECT) ?? null,
+      });
       return;
     }
     this.#forward(state, ctx);
@@ -234,7 +239,7 @@ export class ProxyEngine implements ExchangeRecorder {
       clientCert: state.proto === 'https' ? clientCertHeader(req.socket) : null,
     }, ctx?.upstreamHeaders ?? null, route.ownedRequestHeaders);
     if (state.upgrade !== null) {
-      this.#tunnel(state, member, headers);
+      this.#tunnel(state, member, headers, ctx?.attributes.get(JWT_SUBJECT) ?? null);
       return;
     }
     let body: Readable | null = null;
@@ -254,12 +259,13 @@ export class ProxyEngine implements ExchangeRecorder {
       extraResponseHeaders: ctx?.responseHeaders ?? null,
       recorder: this,
       pickContext,
+      jwtSubject: ctx?.attributes.get(JWT_SUBJECT) ?? null,
     });
     exchange.start(member);
   }
 
   /** A WebSocket connection: one upstream attempt, recorded when the handshake fails or the tunnel closes. */
-  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[]): void {
+  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], jwtSubject: string | null): void {
     const { route, target, upgrade } = state;
     const attemptStarted = performance.now();
     member.endpoint.begin();
@@ -270,7 +276,7 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: 'GET', host: state.req.headers.host ?? null,
         path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status, error,
         bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
-        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true,
+        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, jwtSubject,
       });
     };
     openTunnel(member.endpoint.dispatcher, {
@@ -319,6 +325,7 @@ export class ProxyEngine implements ExchangeRecorder {
       upstreamMs: exchange.upstreamMs,
       attempts: exchange.attempts,
       websocket: false,
+      jwtSubject: exchange.jwtSubject,
     });
     exchange.snapshot.release();
   }
@@ -353,6 +360,7 @@ export class ProxyEngine implements ExchangeRecorder {
       upstreamMs: 0,
       attempts: 0,
       websocket: false,
+      jwtSubject: details.jwtSubject ?? null,
     });
     snapshot?.release();
   }
@@ -382,7 +390,7 @@ export class ProxyEngine implements ExchangeRecorder {
       upstreamMs: round(r.upstreamMs),
       attempts: r.attempts,
       rateLimit: null,
-      jwtSubject: null,
+      jwtSubject: r.jwtSubject,
     }, 'request');
   }
 }

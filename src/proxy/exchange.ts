@@ -56,6 +56,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly route: CompiledRoute;
   readonly requestId: string;
   readonly clientIp: string;
+  readonly jwtSubject: string | null;
   readonly startedAt: number;
   readonly method: string;
   /** The normalised path the client asked for (no query: queries may carry secrets). */
@@ -108,6 +109,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     extraResponseHeaders: Readonly<Record<string, string>> | null;
     recorder: ExchangeRecorder;
     pickContext: PickContext;
+    jwtSubject: string | null;
   }) {
     this.req = init.req;
     this.res = init.res;
@@ -124,6 +126,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#extraResponseHeaders = init.extraResponseHeaders;
     this.#recorder = init.recorder;
     this.#pickContext = init.pickContext;
+    this.jwtSubject = init.jwtSubject;
     init.res.once('close', this.#onClientClose);
   }
 

@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { JWKS_PATH, makeKey, mint, nowS, TestJwksServer, type TestKey } from '../helpers/jwks.js';
 import { writeRoutes } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
+import { LogCapture } from '../helpers/logs.js';
 import { useTestbed } from '../helpers/testbed.js';
+import { until } from '../helpers/wait.js';
 
 // JWT authentication through the running gateway: SPEC §4's 401/403 shapes, claims forwarded with
 // client copies removed, the metrics, and key material reloaded by SIGHUP (POST /reload here).
@@ -46,14 +48,14 @@ describe('JWT authentication through the gateway', () => {
     jwks = null;
   });
 
-  async function setup(): Promise<{ url: string; gw: Awaited<ReturnType<typeof bed.gateway>> }> {
+  async function setup(gatewayOverrides: Record<string, unknown> = {}, logs?: LogCapture): Promise<{ url: string; gw: Awaited<ReturnType<typeof bed.gateway>> }> {
     jwks = await TestJwksServer.start();
     key = await makeKey('ES256', 'k1');
     jwks.setKeys([key.jwk]);
     const upstream = await bed.upstream();
     const spec = routes({ uri: `${jwks.url}${JWKS_PATH}` });
     (spec.upstreams as { api: { targets: { url: string }[] } }).api.targets = [{ url: upstream.url }];
-    const gw = await bed.gateway(spec);
+    const gw = await bed.gateway(spec, gatewayOverrides, logs?.logger);
     return { url: gw.url, gw };
   }
 
@@ -102,7 +104,8 @@ describe('JWT authentication through the gateway', () => {
   });
 
   it('forwards verified claims and never a client copy of their headers, under any spelling', async () => {
-    const { url } = await setup();
+    const logs = new LogCapture();
+    const { url } = await setup({ log: { level: 'info', accessLog: true } }, logs);
     const good = await mint(key, claims());
     const answer = await call(`${url}/orders/1`, {
       authorization: `Bearer ${good}`,
@@ -115,6 +118,10 @@ describe('JWT authentication through the gateway', () => {
     expect(echoed.headers['x-user-id']).toBe('alice');
     expect(echoed.headers.x_user_id).toBeUndefined();
     expect(echoed.headers['x-user-scope']).toBe('orders:read orders:write');
+    await until('the access log line', () => logs.requests().some((l) => l.route === 'orders' && l.status === 200), 2000);
+    const line = logs.requests().find((l) => l.route === 'orders' && l.status === 200)!;
+    expect(line.jwtSubject).toBe('alice');
+    expect(JSON.stringify(logs.lines)).not.toContain(good); // never the token
 
     // A route without auth forwards no claims and strips nothing it does not own.
     const open = JSON.parse((await call(`${url}/public`, { 'x-user-id': 'mallory' })).body) as Echoed;

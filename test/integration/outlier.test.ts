@@ -1,8 +1,7 @@
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../helpers/gateway.js';
+import { LogCapture } from '../helpers/logs.js';
 import { metricValue } from '../helpers/metrics.js';
 import { endpointView, poolView, useTestbed } from '../helpers/testbed.js';
 import { closedPort, echo, type UpstreamBehaviour } from '../helpers/upstream.js';
@@ -19,24 +18,6 @@ const failing: UpstreamBehaviour = (_req, res) => {
 // Round-robin without retries: each request goes to exactly one endpoint, the next in turn, so a
 // test knows which endpoint saw how many requests.
 const roundRobinNoRetries = { balancer: 'round-robin', retries: { attempts: 0 } } as const;
-
-/** Log lines the gateway wrote, parsed. */
-class LogCapture {
-  readonly lines: Record<string, unknown>[] = [];
-  readonly logger = pino(
-    { level: 'info' },
-    new Writable({
-      write: (chunk: Buffer, _enc, done) => {
-        for (const line of chunk.toString().split('\n')) if (line.trim() !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
-
-  events(name: string): Record<string, unknown>[] {
-    return this.lines.filter((l) => l.event === name);
-  }
-}
 
 async function get(gw: RunningGateway, path = '/'): Promise<{ status: number; body: string }> {
   const res = await request(`${gw.url}${path}`);

@@ -51,7 +51,9 @@ export function createPublicListener(
       https: {
         ...tls.serverOptions(),
         ...http1,
-        maxHeaderListPairs: limits.maxHeaderCount + 4,
+        // The four pseudo-headers, and one field more than the limit so headRefusal can answer
+        // 431 in JSON; beyond that Node resets the stream itself.
+        maxHeaderListPairs: limits.maxHeaderCount + 5,
         settings: { maxHeaderListSize: limits.maxHeaderSize },
       } as never,
       // Typed as the HTTP/1 server below: the HTTP/2 compatibility request and response are
@@ -150,9 +152,13 @@ export function createPublicListener(
  */
 function headRefusal(req: IncomingMessage, maxHeaderCount: number): GatewayError | null {
   const raw = req.rawHeaders;
+  // An HTTP/2 stream has its own framing; its pseudo-headers (:method, :path, ...) are not fields.
+  if ((req as { stream?: unknown }).stream !== undefined) {
+    let fields = 0;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.charCodeAt(0) !== 0x3a) fields++;
+    return fields > maxHeaderCount ? new GatewayError('GW_ERR_REQUEST_HEADERS_TOO_LARGE') : null;
+  }
   if (raw.length > maxHeaderCount * 2) return new GatewayError('GW_ERR_REQUEST_HEADERS_TOO_LARGE');
-  // An HTTP/2 stream (should a listener speak h2) has its own framing and pseudo-headers.
-  if ((req as { stream?: unknown }).stream !== undefined) return null;
   if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
     return new GatewayError('GW_ERR_REQUEST_MALFORMED', ['unsupported HTTP version']);
   }

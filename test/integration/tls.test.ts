@@ -124,6 +124,12 @@ describe('TLS listeners', () => {
 
       const missing = await exchange({ ':method': 'GET', ':path': '/%zz' });
       expect(missing.status).toBe(400);
+
+      const fields = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
+      expect((await exchange({ ':method': 'GET', ':path': '/many', ...fields(100) })).status).toBe(200);
+      const tooMany = await exchange({ ':method': 'GET', ':path': '/many', ...fields(101) });
+      expect(tooMany.status).toBe(431);
+      expect(JSON.parse(tooMany.body)).toMatchObject({ error: { code: 'headers_too_large' } });
     } finally {
       session.close();
     }

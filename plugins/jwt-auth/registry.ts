@@ -16,6 +16,7 @@
 // Cost: per prepare, one read and parse per jwksFile, one import per new key; new jwksUri
 // providers fetch once, and prepare waits for that, bounded by FIRST_FETCH_WAIT_MS.
 
+import { KeptResources } from '../../src/snapshot/kept-resources.js';
 import { type ConfigIssue, ConfigError } from '../../src/errors.js';
 import type { JwtProviderConfig } from '../../src/config/types.js';
 import { report, type JwtEvents } from './events.js';
@@ -47,7 +48,7 @@ export interface JwtRegistryOptions extends JwtProviderOptions {
 }
 
 export class JwtProviderRegistry {
-  readonly #providers = new Map<string, JwtProvider>();
+  readonly #providers = new KeptResources<JwtProvider>();
   readonly #events: JwtEvents;
   readonly #options: JwtRegistryOptions;
 
@@ -102,16 +103,11 @@ export class JwtProviderRegistry {
 
   /** Stops and forgets every provider the given configs (the live snapshot's) do not use. */
   retain(providers: readonly JwtProviderConfig[]): void {
-    const used = new Set(providers.map((config) => JwtProvider.keyOf(config)));
-    for (const [key, provider] of this.#providers) {
-      if (used.has(key)) continue;
-      provider.stop();
-      this.#providers.delete(key);
-    }
+    this.#providers.retain(providers.map((config) => JwtProvider.keyOf(config)));
   }
 
   stopAll(): void {
-    this.retain([]);
+    this.#providers.stopAll();
   }
 
   #provide(config: JwtProviderConfig): JwtProvider {

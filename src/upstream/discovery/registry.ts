@@ -1,4 +1,5 @@
 import type { UpstreamConfig } from '../../config/types.js';
+import { KeptResources } from '../../snapshot/kept-resources.js';
 import { DnsDiscovery, type DnsDiscoveryEvents } from './dns.js';
 import type { DiscoveryProvider } from './provider.js';
 
@@ -12,7 +13,7 @@ const FIRST_LOOKUP_WAIT_MS = 5000;
  * it already knows. Providers no live snapshot uses are stopped.
  */
 export class DiscoveryRegistry {
-  readonly #providers = new Map<string, DnsDiscovery>();
+  readonly #providers = new KeptResources<DnsDiscovery>();
   readonly #events: DnsDiscoveryEvents;
   readonly #firstLookupWaitMs: number;
 
@@ -54,16 +55,10 @@ export class DiscoveryRegistry {
 
   /** Stops and forgets every provider the given upstreams (the live snapshot's) do not use. */
   retain(upstreams: readonly UpstreamConfig[]): void {
-    const used = new Set<string>();
-    for (const upstream of upstreams) if (upstream.discovery !== null) used.add(DnsDiscovery.keyOf(upstream.name, upstream.discovery));
-    for (const [key, provider] of this.#providers) {
-      if (used.has(key)) continue;
-      provider.stop();
-      this.#providers.delete(key);
-    }
+    this.#providers.retain(upstreams.flatMap((u) => (u.discovery === null ? [] : [DnsDiscovery.keyOf(u.name, u.discovery)])));
   }
 
   stopAll(): void {
-    this.retain([]);
+    this.#providers.stopAll();
   }
 }

@@ -16,7 +16,7 @@ import { verifiedClientIdentity } from '../tls/client-identity.js';
 import { BodyLimitStream } from './body-limit.js';
 import { TrustedProxies, peerAddress } from './client-address.js';
 import { writeError } from './error-reply.js';
-import { type ExchangeRecorder, ProxyExchange } from './exchange.js';
+import { CLIENT_CLOSED_STATUS, type ExchangeRecorder, ProxyExchange } from './exchange.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { isWebSocketUpgrade, openTunnel, responseForUpgradeSocket } from './upgrade.js';
 import { classifyUpstreamError } from './upstream-errors.js';
@@ -205,6 +205,17 @@ export class ProxyEngine implements ExchangeRecorder {
   }
 
   #afterFilters(state: RoutedRequest, ctx: FilterContext, refusal: GatewayError | null): void {
+    if (state.res.destroyed) {
+      // The client left while an asynchronous filter (a JWT verify) ran: nothing to forward.
+      this.#recordRequest({
+        requestId: state.requestId, clientIp: state.clientIp, method: state.req.method ?? 'GET', host: state.req.headers.host ?? null,
+        path: state.target.path, route: state.route.name, upstream: state.route.pool.name, endpoint: null,
+        status: CLIENT_CLOSED_STATUS, error: null, bytesIn: 0, bytesOut: 0, startedAt: state.startedAt, upstreamMs: 0,
+        attempts: 0, websocket: false, jwtSubject: ctx.attributes.get(JWT_SUBJECT) ?? null,
+      });
+      state.snapshot.release();
+      return;
+    }
     if (refusal !== null) {
       this.#reject(state.req, state.res, refusal, state.requestId, state.startedAt, state.snapshot, {
         headers: ctx.responseHeaders, route: state.route, path: state.target.path, jwtSubject: ctx.attributes.get(JWT_SUBJECT) ?? null,

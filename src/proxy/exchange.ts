@@ -126,6 +126,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#extraResponseHeaders = init.extraResponseHeaders;
     this.#recorder = init.recorder;
     this.#pickContext = init.pickContext;
+    // The client may have left while an asynchronous filter ran: its 'close' has fired already.
+    if (init.res.destroyed) this.#clientGone = true;
     this.jwtSubject = init.jwtSubject;
     init.res.once('close', this.#onClientClose);
   }
@@ -194,7 +196,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     this.status = statusCode;
     const res = this.res;
-    if (res.destroyed) return;
+    if (res.destroyed) {
+      // Gone without a 'close' this exchange saw: stop reading, or the upstream request (and
+      // its pooled connection) would wait for a 'drain' that never comes.
+      this.#clientGone = true;
+      controller.abort(new ClientClosedSignal('client closed'));
+      return;
+    }
     // HTTP/2 has no reason phrase (Node warns when one is given).
     const reason = this.req.httpVersionMajor === 2 ? undefined : statusMessage || undefined;
     res.writeHead(statusCode, reason, clientResponseHeaders(headers, this.requestId, this.#extraResponseHeaders));

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -159,5 +160,34 @@ describe('JWT authentication through the gateway', () => {
     expect(failed.result).toBe('failure');
     expect(JSON.stringify(failed)).toContain('jwks.json');
     expect((await call(`${running.url}/orders/1`, { authorization: `Bearer ${newToken}` })).status).toBe(200);
+  });
+
+  // Regression: an exchange created after the client had left (during an uncached verify) never
+  // saw its 'close', and held the upstream request and its connection until the 300 s body
+  // timeout — which also kept the gateway from stopping.
+  it('forwards nothing for a client that left while its token was being verified', async () => {
+    jwks = await TestJwksServer.start();
+    key = await makeKey('ES256', 'k1');
+    jwks.setKeys([key.jwk]);
+    const upstream = await bed.upstream((_req, res) => setTimeout(() => res.end('late'), 200));
+    const spec = routes({ uri: `${jwks.url}${JWKS_PATH}` });
+    (spec.upstreams as { api: { targets: { url: string }[] } }).api.targets = [{ url: upstream.url }];
+    const gw = await bed.gateway(spec);
+    const tokens = await Promise.all(Array.from({ length: 100 }, (_, i) => mint(key, claims({ sub: `user-${i}` }))));
+    await Promise.all(tokens.map((token) => new Promise<void>((resolve) => {
+      const socket = netConnect(gw.port, '127.0.0.1', () => {
+        socket.write(`GET /orders/1 HTTP/1.1\r\nhost: a\r\nauthorization: Bearer ${token}\r\n\r\n`);
+        socket.destroy();
+        resolve();
+      });
+      socket.on('error', () => resolve());
+    })));
+    await until('no request left in flight', async () => {
+      const body = (await (await request(`${gw.adminUrl}/upstreams`)).body.json()) as { upstreams: { endpoints: { inFlight: number }[] }[] };
+      return body.upstreams.every((u) => u.endpoints.every((e) => e.inFlight === 0));
+    }, 3000);
+    const stopping = performance.now();
+    await gw.stop();
+    expect(performance.now() - stopping).toBeLessThan(2000);
   });
 });

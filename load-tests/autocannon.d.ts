@@ -1,5 +1,7 @@
 // autocannon 8 ships no types. This declares only the programmatic surface the load tests use:
-// one call with options and a callback, and the fields of the result we read.
+// one call with options and a callback, the fields of the result we read, and `requests` with a
+// `setupRequest` function (lib/requestIterator.js, lib/httpRequestBuilder.js) to vary a header per
+// request.
 declare module 'autocannon' {
   import type { EventEmitter } from 'node:events';
 
@@ -20,6 +22,35 @@ declare module 'autocannon' {
       /** Latencies of non-2xx responses are left out of the histogram unless this is false. */
       excludeErrorStats?: boolean;
       workers?: number;
+      /**
+       * The sequence of requests each connection loops over. With a `setupRequest` function the
+       * request's bytes are rebuilt before every send (functions only without `workers`, which
+       * need file paths instead).
+       */
+      requests?: RequestSpec[];
+    }
+
+    /** What `setupRequest` receives (the run's defaults merged with the spec) and returns. */
+    interface RequestParams {
+      method: string;
+      path: string;
+      /** A fresh object on every call: the run's `headers` merged with the spec's. */
+      headers: Record<string, string>;
+      body?: string | Buffer;
+      [key: string]: unknown;
+    }
+
+    interface RequestSpec {
+      method?: string;
+      path?: string;
+      headers?: Record<string, string>;
+      body?: string | Buffer;
+      /**
+       * Called before each send of this request (shared by every connection: clients deep-clone
+       * their options, but functions are kept by reference). A falsy return restarts the sequence.
+       */
+      setupRequest?: (request: RequestParams, context: Record<string, unknown>) => RequestParams | null | undefined | false;
+      onResponse?: (status: number, body: string, context: Record<string, unknown>, headers: Record<string, string | string[]>) => void;
     }
 
     interface Histogram {

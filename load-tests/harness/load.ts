@@ -7,6 +7,8 @@ export interface LoadOptions {
   /** Seconds. */
   readonly durationS: number;
   readonly headers?: Readonly<Record<string, string>>;
+  /** A header whose value changes from request to request; see AutocannonRun.varyHeader. */
+  readonly varyHeader?: HeaderSequence;
   /** Collect every response time (for sub-millisecond percentiles); off for warm-ups. */
   readonly recordLatencies: boolean;
 }
@@ -53,6 +55,22 @@ export interface AutocannonRun {
   /** Seconds. */
   readonly durationS: number;
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Set on every request, over `headers` (same name, same case): e.g. a different JWT per request.
+   * Absent: every request is the same bytes, built once (autocannon's default path).
+   */
+  readonly varyHeader?: HeaderSequence;
+}
+
+/**
+ * One header whose value changes from request to request. `next()` is called once per request
+ * sent, just before it is written, by every connection of the run in turn (one shared sequence),
+ * so values go out in `next()` order across connections. autocannon rebuilds the request bytes for
+ * each one: a little more work on the load generator's core than a fixed request.
+ */
+export interface HeaderSequence {
+  readonly name: string;
+  next(): string;
 }
 
 /**
@@ -69,6 +87,7 @@ export function runAutocannon(options: AutocannonRun, listen: (instance: autocan
         duration: options.durationS,
         timeout: 10,
         headers: { ...options.headers },
+        ...(options.varyHeader === undefined ? {} : { requests: [varyingRequest(options.varyHeader)] }),
       },
       (err, result) => {
         if (err !== null) {
@@ -90,6 +109,18 @@ export function runAutocannon(options: AutocannonRun, listen: (instance: autocan
     );
     listen(instance);
   });
+}
+
+/** The one request autocannon loops over, with `sequence`'s next value set before each send. */
+function varyingRequest(sequence: HeaderSequence): autocannon.RequestSpec {
+  const name = sequence.name;
+  return {
+    setupRequest(request) {
+      // buildRequest hands a fresh headers object (the run's headers merged) to every call.
+      request.headers[name] = sequence.next();
+      return request;
+    },
+  };
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {

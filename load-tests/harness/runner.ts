@@ -114,13 +114,13 @@ async function measureTarget(target: Target, context: RoundContext, settings: Be
       problems.push(check);
     } else {
       if (settings.warmupS > 0) {
-        const w = await runLoad({ url, connections: settings.connections, durationS: settings.warmupS, headers: running.headers, recordLatencies: false });
+        const w = await runLoad({ url, connections: settings.connections, durationS: settings.warmupS, headers: running.headers, varyHeader: running.headerSequence, recordLatencies: false });
         warmup = { completed: w.completed, errors: w.errors, non2xx: w.non2xx, statusCodes: w.statusCodes };
         problems.push(...loadProblems('warm-up', w));
       }
       const cpuBefore = cpuSeconds(running.pid);
       const timesBefore = readCpuTimes();
-      load = await runLoad({ url, connections: settings.connections, durationS: settings.durationS, headers: running.headers, recordLatencies: true });
+      load = await runLoad({ url, connections: settings.connections, durationS: settings.durationS, headers: running.headers, varyHeader: running.headerSequence, recordLatencies: true });
       const cpuAfter = cpuSeconds(running.pid);
       busy = cpuBusyPercent(timesBefore, readCpuTimes());
       if (cpuBefore !== null && cpuAfter !== null && load.completed > 0 && load.durationS > 0) {

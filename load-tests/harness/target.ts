@@ -1,6 +1,7 @@
 // The contract between the runner and a scenario. A target is anything that can be started fresh,
 // listens on one port, and proxies to the round's upstreams: adding a scenario (JWT route,
 // rate-limited route, split route...) is adding one more Target to the list in core.ts.
+import type { HeaderSequence } from './load.js';
 import type { CpuPinning } from './processes.js';
 
 export interface RoundContext {
@@ -16,6 +17,11 @@ export interface RunningTarget {
   readonly path?: string;
   /** Sent with every request (e.g. `authorization` for a JWT route). */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * A header set per request over `headers` during the warm-up and the measurement (one sequence
+   * across both, e.g. a different JWT per request); the first check request uses `headers` only.
+   */
+  readonly headerSequence?: HeaderSequence;
   /** Identifies the code under test (e.g. a hash of the compiled gateway); compared across rounds. */
   readonly build?: string;
   /** The process doing the proxying, whose CPU time per request is reported; omit if unknown. */

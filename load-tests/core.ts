@@ -8,7 +8,7 @@
 // Exit status: 0 when every measurement was clean; 1 when any target served an error or a non-2xx
 // response, crashed, or did not stop cleanly (a benchmark that measured errors measured nothing);
 // 2 on bad settings.
-import { describeMachine, formatInt, measurementLine, perRoundTable, settingsLine, summarise, summaryTable, writeReport } from './harness/report.js';
+import { describeMachine, formatInt, measurementLine, perRoundTable, reportFailures, settingsLine, summarise, summaryTable, writeReport } from './harness/report.js';
 import { UPSTREAM_BODY_BYTES, detectPinning, pinSelf } from './harness/processes.js';
 import { runRounds, UPSTREAM_COUNT } from './harness/runner.js';
 import { readSettings, SettingsError } from './harness/settings.js';
@@ -114,17 +114,7 @@ async function main(): Promise<number> {
   });
   out(`all rounds: ${file}`);
 
-  const failures = [
-    ...record.roundProblems,
-    ...record.measurements.flatMap((m) => m.problems.map((p) => `round ${m.round} ${m.target}: ${p}`)),
-  ];
-  if (failures.length > 0) {
-    out();
-    out(`FAILED: ${failures.length} problem(s); figures from affected measurements are left out of the medians:`);
-    for (const f of failures) out(`  - ${f.replace(/\n/g, '\n    ')}`);
-    return 1;
-  }
-  return 0;
+  return reportFailures(out, record.roundProblems, record.measurements);
 }
 
 main().then(

@@ -33,6 +33,7 @@ import {
   perRoundTable,
   settingsLine,
   summarise,
+  reportFailures,
   summaryTable,
 } from './harness/report.js';
 import { type Measurement, type RunRecord, runRounds, UPSTREAM_COUNT } from './harness/runner.js';
@@ -324,17 +325,7 @@ async function main(): Promise<number> {
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   out(`all rounds: ${file}`);
 
-  const failures = [
-    ...checked.roundProblems,
-    ...checked.measurements.flatMap((m) => m.problems.map((p) => `round ${m.round} ${m.target}: ${p}`)),
-  ];
-  if (failures.length > 0) {
-    out();
-    out(`FAILED: ${failures.length} problem(s); figures from affected measurements are left out of the medians:`);
-    for (const f of failures) out(`  - ${f.replace(/\n/g, '\n    ')}`);
-    return 1;
-  }
-  return 0;
+  return reportFailures(out, checked.roundProblems, checked.measurements);
 }
 
 function tokenMeasurement(m: Measurement, plan: TokenPlan | undefined, run: TokenRun | undefined): TokenMeasurement | null {

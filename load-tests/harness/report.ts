@@ -241,3 +241,20 @@ export async function writeReport(report: RunReport): Promise<string> {
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   return file;
 }
+
+/**
+ * Lists every problem of a run (rounds and measurements) and returns the exit status: 1 when any
+ * measurement was not clean (a benchmark that measured errors measured nothing), else 0.
+ */
+export function reportFailures(
+  out: (line?: string) => void,
+  roundProblems: readonly string[],
+  measurements: readonly { readonly round: number; readonly target: string; readonly problems: readonly string[] }[],
+): number {
+  const failures = [...roundProblems, ...measurements.flatMap((m) => m.problems.map((p) => `round ${m.round} ${m.target}: ${p}`))];
+  if (failures.length === 0) return 0;
+  out();
+  out(`FAILED: ${failures.length} problem(s); figures from affected measurements are left out of the medians:`);
+  for (const f of failures) out(`  - ${f.replace(/\n/g, '\n    ')}`);
+  return 1;
+}

@@ -341,6 +341,14 @@ export class ProxyEngine implements ExchangeRecorder {
     exchange.snapshot.release();
   }
 
+  /**
+   * A request the listener refused before routing (too many headers, a repeated Host, ...):
+   * answered, closed, and recorded like every other request (metrics, access log).
+   */
+  refuse(req: IncomingMessage, res: ServerResponse, err: GatewayError): void {
+    this.#reject(req, res, err, requestIdFor(req.headers['x-request-id']), performance.now(), null, { close: true });
+  }
+
   /** Answers with a gateway error before anything was sent upstream, and records it. */
   #reject(
     req: IncomingMessage, res: ServerResponse, err: GatewayError, requestId: string, startedAt: number,

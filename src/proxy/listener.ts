@@ -100,7 +100,7 @@ export function createPublicListener(
     try {
       const refusal = headRefusal(req, limits.maxHeaderCount);
       if (refusal !== null) {
-        writeError(res, refusal, requestIdFor(req.headers['x-request-id']), null, true);
+        engine.refuse(req, res, refusal);
         return;
       }
       if (redirect !== null) redirect.handle(req, res);
@@ -126,7 +126,7 @@ export function createPublicListener(
     try {
       const refusal = headRefusal(req, limits.maxHeaderCount);
       if (refusal !== null) {
-        writeError(responseForUpgradeSocket(req, socket), refusal, requestIdFor(req.headers['x-request-id']), null, true);
+        engine.refuse(req, responseForUpgradeSocket(req, socket), refusal);
         return;
       }
       if (redirect !== null) redirect.handle(req, responseForUpgradeSocket(req, socket));

@@ -14,6 +14,7 @@ import { connect } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGateway, simpleRoutes, startGateway } from '../helpers/gateway.js';
+import { metricValue } from '../helpers/metrics.js';
 import { TestUpstream, echo } from '../helpers/upstream.js';
 import { sleep, until } from '../helpers/wait.js';
 
@@ -321,8 +322,10 @@ describe('hostile input', () => {
       expect(seen.headers['x-h-0098']).toBe('v');
     });
 
-    it('answers 431 to 101 header fields, and never forwards them', async () => {
+    it('answers 431 to 101 header fields, never forwards them, and counts the refusal', async () => {
+      const before = await metricValue(gw.gateway, 'gateway_requests_total', { route: '_unmatched', status: '431' });
       await expectRefused(`GET /n HTTP/1.1\r\nHost: x\r\n${headerLines(100)}\r\n`, 431, 'headers_too_large');
+      expect(await metricValue(gw.gateway, 'gateway_requests_total', { route: '_unmatched', status: '431' })).toBe(before + 1);
     });
 
     it('answers 431 to an upgrade with 101 header fields', async () => {

@@ -8,10 +8,10 @@
 // Exit status: 0 when every measurement was clean; 1 when any target served an error or a non-2xx
 // response, crashed, or did not stop cleanly (a benchmark that measured errors measured nothing);
 // 2 on bad settings.
-import { describeMachine, formatInt, measurementLine, perRoundTable, reportFailures, settingsLine, summarise, summaryTable, writeReport } from './harness/report.js';
+import { describeMachine, formatInt, machineHeader, measurementLine, perRoundTable, reportFailures, settingsLine, summarise, summaryTable, writeReport } from './harness/report.js';
 import { UPSTREAM_BODY_BYTES, detectPinning, pinSelf } from './harness/processes.js';
 import { runRounds, UPSTREAM_COUNT } from './harness/runner.js';
-import { readSettings, SettingsError } from './harness/settings.js';
+import { readSettings, settingsOrExit } from './harness/settings.js';
 import type { Target } from './harness/target.js';
 import { bareProxyTarget } from './targets/bare.js';
 import { gatewayTarget } from './targets/gateway.js';
@@ -34,16 +34,8 @@ const TARGETS: readonly Target[] = [
 ];
 
 async function main(): Promise<number> {
-  let settings;
-  try {
-    settings = readSettings(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof SettingsError) {
-      process.stderr.write(`bench: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const settings = settingsOrExit('bench', () => readSettings(process.argv.slice(2), process.env));
+  if (settings === null) return 2;
   const out = (line = ''): void => void process.stdout.write(`${line}\n`);
 
   const pinning = detectPinning();
@@ -51,10 +43,7 @@ async function main(): Promise<number> {
   const machine = describeMachine(pinning);
   const date = new Date().toISOString();
 
-  out(`edge-gateway benchmark — ${date}`);
-  out(`machine: ${machine.cpus}; ${machine.memory}; ${machine.os}; node ${machine.node}`);
-  out(`pinning: ${machine.pinning}`);
-  if (selfPinProblem !== null && pinning.enabled) out(`warning: could not pin the load generator: ${selfPinProblem}`);
+  machineHeader(out, 'edge-gateway benchmark', date, machine, selfPinProblem, pinning.enabled);
   out(`${settingsLine(settings)}; order rotated each round; fresh processes per measurement`);
   for (const t of TARGETS) out(`  ${t.name}: ${t.description}`);
   out(`  upstreams: ${UPSTREAM_COUNT} node:http servers in one process, ${UPSTREAM_BODY_BYTES}-byte body`);

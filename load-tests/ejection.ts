@@ -22,8 +22,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { RESULTS_DIR } from './harness/paths.js';
 import { ManagedProcess, UPSTREAM_BODY_BYTES, detectPinning, freePorts, httpGet, pinSelf, waitForHttp } from './harness/processes.js';
-import { describeMachine, formatInt, formatMs, formatRatio } from './harness/report.js';
-import { SettingsError, readNumber } from './harness/settings.js';
+import { describeMachine, formatInt, machineHeader, formatMs, formatRatio } from './harness/report.js';
+import { SettingsError, readNumber, settingsOrExit } from './harness/settings.js';
 import type { ControlAnswer } from './harness/switchable-upstream-server.js';
 import { type TimedLoadResult, type WindowStats, runTimedLoad, wallNow } from './harness/timed-load.js';
 import { type RunningGateway, startGateway } from './targets/gateway.js';
@@ -184,16 +184,8 @@ interface EjectionReport {
 }
 
 async function main(): Promise<number> {
-  let settings: EjectionSettings;
-  try {
-    settings = readEjectionSettings(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof SettingsError) {
-      process.stderr.write(`bench:ejection: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const settings = settingsOrExit('bench:ejection', () => readEjectionSettings(process.argv.slice(2), process.env));
+  if (settings === null) return 2;
   const out = (line = ''): void => void process.stdout.write(`${line}\n`);
 
   const pinning = detectPinning();
@@ -206,10 +198,7 @@ async function main(): Promise<number> {
   const bound = threshold + settings.connections;
   const share = settings.connections / ENDPOINTS;
 
-  out(`edge-gateway ejection scenario — ${date}`);
-  out(`machine: ${machine.cpus}; ${machine.memory}; ${machine.os}; node ${machine.node}`);
-  out(`pinning: ${machine.pinning}`);
-  if (selfPinProblem !== null && pinning.enabled) out(`warning: could not pin the load generator: ${selfPinProblem}`);
+  machineHeader(out, 'edge-gateway ejection scenario', date, machine, selfPinProblem, pinning.enabled);
   out(`${settings.smoke ? 'SMOKE: ' : ''}${settings.connections} connections, keep-alive, pipelining 1; ${settings.warmupS} s warm-up, ` +
     `${halfS} s healthy, then endpoint ${FAILING + 1} of ${ENDPOINTS} starts ${failureWords} for ${halfS} s`);
   out(`gateway: one route over ${ENDPOINTS} endpoints, least-request, retries.attempts 0, outlierDetection ` +

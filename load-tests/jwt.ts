@@ -37,7 +37,7 @@ import {
   summaryTable,
 } from './harness/report.js';
 import { type Measurement, type RunRecord, runRounds, UPSTREAM_COUNT } from './harness/runner.js';
-import { type BenchSettings, readSettings, SettingsError } from './harness/settings.js';
+import { type BenchSettings, readSettings, settingsOrExit } from './harness/settings.js';
 import type { Target } from './harness/target.js';
 import { AUDIENCE, ISSUER, type TokenRun, type TokenSet, jwtRouteTarget, mintTokens } from './targets/jwt.js';
 
@@ -133,16 +133,8 @@ function targetsFor(tokens: TokenSet, plans: readonly TokenPlan[], onStopped: (r
 }
 
 async function main(): Promise<number> {
-  let settings: BenchSettings;
-  try {
-    settings = readSettings(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof SettingsError) {
-      process.stderr.write(`bench:jwt: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const settings: BenchSettings | null = settingsOrExit('bench:jwt', () => readSettings(process.argv.slice(2), process.env));
+  if (settings === null) return 2;
   const out = (line = ''): void => void process.stdout.write(`${line}\n`);
 
   const distinct = settings.smoke ? SMOKE_DISTINCT_TOKENS : DISTINCT_TOKENS;

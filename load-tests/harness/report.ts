@@ -258,3 +258,11 @@ export function reportFailures(
   for (const f of failures) out(`  - ${f.replace(/\n/g, '\n    ')}`);
   return 1;
 }
+
+/** The lines every scenario opens with: what ran, when, on what machine, pinned how. */
+export function machineHeader(out: (line?: string) => void, title: string, date: string, machine: MachineInfo, selfPinProblem: string | null, pinningEnabled: boolean): void {
+  out(`${title} — ${date}`);
+  out(`machine: ${machine.cpus}; ${machine.memory}; ${machine.os}; node ${machine.node}`);
+  out(`pinning: ${machine.pinning}`);
+  if (selfPinProblem !== null && pinningEnabled) out(`warning: could not pin the load generator: ${selfPinProblem}`);
+}

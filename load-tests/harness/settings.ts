@@ -51,3 +51,17 @@ export function readNumber(env: NodeJS.ProcessEnv, name: string, fallback: numbe
   }
   return value;
 }
+
+/**
+ * Reads a scenario's settings; on bad settings prints `command: message` to stderr and returns
+ * null (the scenario exits 2), so every scenario refuses bad input the same way.
+ */
+export function settingsOrExit<T>(command: string, read: () => T): T | null {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    process.stderr.write(`${command}: ${err.message}\n`);
+    return null;
+  }
+}

@@ -1,10 +1,11 @@
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { connect as h2connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCerts } from '../helpers/certs.js';
+import { handshake } from '../helpers/tls-clients.js';
 import { simpleRoutes } from '../helpers/gateway.js';
 import { useTestbed } from '../helpers/testbed.js';
 
@@ -19,15 +20,11 @@ interface Echoed {
 }
 
 /** The certificate a TLS client is shown for `servername`, and the negotiated protocol. */
-function peer(port: number, options: { servername?: string; ca: Buffer; maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'; minVersion?: 'TLSv1' | 'TLSv1.1'; ALPNProtocols?: string[] }): Promise<{ cert: PeerCertificate; alpn: string | false }> {
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ...options, rejectUnauthorized: false }, () => {
-      const result = { cert: socket.getPeerCertificate(), alpn: socket.alpnProtocol ?? false };
-      socket.end();
-      resolve(result);
-    });
-    socket.once('error', reject);
-  });
+async function peer(port: number, options: { servername?: string; ca: Buffer; maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'; minVersion?: 'TLSv1' | 'TLSv1.1'; ALPNProtocols?: string[] }): Promise<{ cert: PeerCertificate; alpn: string | false }> {
+  const socket = await handshake(port, options);
+  const result = { cert: socket.getPeerCertificate(), alpn: socket.alpnProtocol ?? false };
+  socket.end();
+  return result;
 }
 
 function httpsGet(port: number, path: string, options: { servername: string; ca: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, string> }): Promise<{ status: number; body: string }> {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_CERT_DAYS, makeDevCert } from '../../scripts/make-dev-cert.js';
 import { loadCertificateSet } from '../../src/tls/certificates.js';
 import { TlsTerminator } from '../../src/tls/terminator.js';
-import { greet, greetingServer, pem } from './tls-clients.js';
+import { greet, greetingServer, pem } from '../helpers/tls-clients.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 

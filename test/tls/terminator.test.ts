@@ -10,7 +10,7 @@ import { ConfigError } from '../../src/errors.js';
 import { verifiedClientIdentity } from '../../src/tls/client-identity.js';
 import { TlsTerminator } from '../../src/tls/terminator.js';
 import { type CertPair, TestCerts } from '../helpers/certs.js';
-import { cnOf, echo, greet, greetingServer, handshake, isClosedByServer, listen, pem, refusal, type RunningServer } from './tls-clients.js';
+import { cnOf, echo, greet, greetingServer, handshake, isClosedByServer, listen, pem, refusal, type RunningServer } from '../helpers/tls-clients.js';
 
 function tlsConfig(certificates: readonly CertPair[], extra: Partial<ListenerTlsConfig> = {}): ListenerTlsConfig {
   return { certificates, minVersion: 'TLSv1.2', http2: false, clientCa: null, ...extra };

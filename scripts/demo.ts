@@ -55,7 +55,8 @@ async function main(): Promise<void> {
 Demo gateway running (config: ${configFile}); demo upstreams on ${DEMO_PORTS.join(', ')}.
 Try:
   curl -i ${base}/api/users/42          # balanced over two demo upstreams, prefix stripped
-  curl -i ${base}/api/orders/7          # rewritten to /v1/orders/7
+  curl -i ${base}/api/orders/7          # rewritten to /v1/orders/7; RateLimit-* headers (per-ip policy)
+  for i in $(seq 45); do curl -s -o /dev/null -w '%{http_code} ' ${base}/api/orders/7; done; echo   # 429 past the burst of 40
   curl -ik --http2 https://localhost:${DEMO_HTTPS_PORT}/api/users/42   # HTTPS + HTTP/2, self-signed (${dev.cert})
   curl -i ${base}/nowhere/%2f           # refused: encoded slash (400)
   curl -s ${adminBase}/upstreams        # pools and endpoints

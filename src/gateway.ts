@@ -40,6 +40,7 @@ export class Gateway {
   readonly holder = new SnapshotHolder();
   readonly #registry = new EndpointRegistry();
   readonly #reloader: Reloader;
+  readonly #filters: BuiltinFilters;
   readonly #listeners: { name: string; app: FastifyInstance }[] = [];
   readonly #certificates: { tls: TlsTerminator; config: ListenerTlsConfig }[] = [];
   #admin: FastifyInstance | null = null;
@@ -53,7 +54,7 @@ export class Gateway {
     this.metrics = new GatewayMetrics({
       endpointStates: () => endpointStateCounts(this.holder.current, this.#registry.draining()),
       panicStates: () => panicStates(this.holder.current),
-    });
+    }, { redis: this.config.redis !== null });
     this.#reloader = new Reloader({
       gateway: this.config,
       holder: this.holder,
@@ -62,7 +63,7 @@ export class Gateway {
       log: this.log,
       env: options.env,
       events: new UpstreamEventLog(this.log, this.metrics),
-      filters: new BuiltinFilters(this.metrics, this.log),
+      filters: (this.#filters = new BuiltinFilters(this.metrics, this.log, { redis: this.config.redis })),
     });
   }
 
@@ -72,6 +73,8 @@ export class Gateway {
 
   /** Loads the routes file and starts listening; throws ConfigError when the first load fails. */
   async start(): Promise<void> {
+    // Redis connects in the background: until it answers, limits apply by failureMode.
+    this.#filters.start();
     const first = await this.#reloader.reload();
     if (first.result === 'failure') throw new ConfigError(first.errors);
     // Certificates are checked before anything listens: a bad one fails the start, naming its file.
@@ -93,6 +96,7 @@ export class Gateway {
       metrics: this.metrics,
       reload: () => this.reload(),
       isDraining: () => this.#draining,
+      dependenciesReady: () => this.#filters.ready,
       drainingEndpoints: () => this.#registry.draining(),
     });
     await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
@@ -190,7 +194,7 @@ export class Gateway {
       await closing;
     }
     this.holder.current?.stop();
-    this.#reloader.stop();
+    await this.#reloader.stop();
     await this.#registry.closeAll();
     await this.#admin?.close();
     if (this.config.pidFile !== null) await rm(this.config.pidFile, { force: true });

@@ -97,6 +97,36 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly ratelimitStoreUp = new Gauge({
+    name: 'gateway_ratelimit_store_up',
+    help: 'Whether rate-limit decisions go through Redis (1) or not (0: Redis down or slower than commandTimeout, failureMode applies).',
+    // Registered only with a redis block (see the constructor): nothing to report without one.
+    registers: [],
+  });
+
+  readonly ratelimitStoreDuration = new Histogram({
+    name: 'gateway_ratelimit_store_duration_seconds',
+    help: 'Round trip of one rate-limit script call to Redis (one call decides a batch of requests).',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    // Registered only with a redis block (see the constructor): nothing to report without one.
+    registers: [],
+  });
+
+  readonly ratelimitStoreErrors = new Counter({
+    name: 'gateway_ratelimit_store_errors_total',
+    help: 'Calls to Redis that failed, by reason: timeout (slower than commandTimeout), connection (not connected) or error (Redis answered an error).',
+    labelNames: ['reason'] as const,
+    // Registered only with a redis block (see the constructor): nothing to report without one.
+    registers: [],
+  });
+
+  readonly ratelimitInstances = new Gauge({
+    name: 'gateway_ratelimit_instances',
+    help: 'Gateway instances seen heartbeating into Redis within the last 30 s: the N of limit / N under failureMode local.',
+    // Registered only with a redis block (see the constructor): nothing to report without one.
+    registers: [],
+  });
+
   readonly jwtVerifications = new Counter({
     name: 'gateway_jwt_verifications_total',
     help: 'JWT verifications by provider and result.',
@@ -124,7 +154,10 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(sources: MetricSources) {
+  constructor(sources: MetricSources, options: { readonly redis?: boolean } = {}) {
+    if (options.redis === true) {
+      for (const metric of [this.ratelimitStoreUp, this.ratelimitStoreDuration, this.ratelimitStoreErrors, this.ratelimitInstances]) this.registry.registerMetric(metric);
+    }
     this.upstreamEndpoints = new Gauge({
       name: 'gateway_upstream_endpoints',
       help: 'Endpoints per pool and state (healthy, ejected, unhealthy, draining).',

@@ -11,6 +11,8 @@ export interface AdminDeps {
   readonly metrics: GatewayMetrics;
   readonly reload: () => Promise<ReloadResult>;
   readonly isDraining: () => boolean;
+  /** False while a dependency the gateway cannot serve without is missing (Redis with failureMode closed). */
+  readonly dependenciesReady?: () => boolean;
   /** Endpoints no longer listed that are still finishing requests. */
   readonly drainingEndpoints: () => readonly Endpoint[];
 }
@@ -25,9 +27,12 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const ready = deps.holder.current !== null && !deps.isDraining();
+    const loaded = deps.holder.current !== null;
+    const draining = deps.isDraining();
+    const dependencies = deps.dependenciesReady?.() ?? true;
+    const ready = loaded && !draining && dependencies;
     reply.code(ready ? 200 : 503);
-    return { status: ready ? 'ready' : deps.isDraining() ? 'draining' : 'loading' };
+    return { status: ready ? 'ready' : draining ? 'draining' : !loaded ? 'loading' : 'ratelimit_store_unavailable' };
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -1,4 +1,5 @@
 import { loadConfig } from '../config/load.js';
+import { explainRateLimits } from '../filters/builtins.js';
 import { configVersion } from '../config/version.js';
 import { ConfigError, GatewayError, formatConfigIssue } from '../errors.js';
 import { normalizePath, resolveRequestHost, splitTarget } from '../router/normalize.js';
@@ -132,7 +133,8 @@ export async function runExplain(input: ExplainInput, out: ExplainOutput): Promi
     }
     const auth = route.config.auth;
     out.stdout(`auth:    ${auth === null ? 'none' : `jwt provider "${auth.jwt}", require ${JSON.stringify(auth.require)}`}`);
-    out.stdout(`rateLimit: ${route.config.rateLimit.length === 0 ? 'none' : route.config.rateLimit.join(', ')}`);
+    out.stdout(`rateLimit: ${route.config.rateLimit.length === 0 ? 'none' : `${route.config.rateLimit.join(', ')} (${gateway.redis === null ? 'in-process store' : `Redis, failureMode ${gateway.redis.failureMode}`})`}`);
+    for (const line of explainRateLimits(route.config, snapshot.routesConfig, gateway.redis?.keyPrefix ?? '', { headers, claims: route.config.auth === null ? null : claimsOf(input.claims) })) out.stdout(line);
     if (input.claims.length > 0) out.stdout(`claims:  ${input.claims.join(', ')} (used by auth, jwt: hash keys and jwt: rate-limit keys)`);
     return 0;
   } finally {

@@ -44,13 +44,17 @@ export function parseRateLimitKeyPart(text: string): RateLimitKeyPart {
   return text.startsWith('header:') ? { kind: 'header', name: value.toLowerCase() } : { kind: 'jwt', claim: value };
 }
 
-export function compileRateLimitPolicy(name: string, entry: RateLimitPolicyEntry): RateLimitPolicyConfig {
+export function compileRateLimitPolicy(name: string, entry: RateLimitPolicyEntry, issues: IssueCollector): RateLimitPolicyConfig {
   const parts = typeof entry.key === 'string' ? [entry.key] : entry.key;
+  const windowMs = parseDuration(entry.window);
+  // The limiter counts time in whole microseconds (Redis TIME's resolution): a finer rate than one
+  // request per microsecond would silently become that.
+  if (windowMs * 1000 < entry.limit) issues.add(['rateLimits', name, 'limit'], `more than one request per microsecond (${entry.limit} per ${entry.window}) cannot be enforced; use a longer window`);
   return {
     name,
     key: parts.map(parseRateLimitKeyPart),
     limit: entry.limit,
-    windowMs: parseDuration(entry.window),
+    windowMs,
     burst: entry.burst ?? entry.limit,
   };
 }

@@ -32,7 +32,7 @@ export function compileRoutesFile(raw: RoutesFile, file: string, issues: IssueCo
   const folder = dirname(file);
   const upstreams = Object.entries(raw.upstreams ?? {}).map(([name, entry]) => compileUpstream(name, entry, issues));
   const jwtProviders = Object.entries(raw.jwtProviders ?? {}).map(([name, entry]) => compileJwtProvider(name, entry, folder, issues));
-  const rateLimits = Object.entries(raw.rateLimits ?? {}).map(([name, entry]) => compileRateLimitPolicy(name, entry));
+  const rateLimits = Object.entries(raw.rateLimits ?? {}).map(([name, entry]) => compileRateLimitPolicy(name, entry, issues));
   const known: KnownNames = {
     upstreams: new Set(upstreams.map((u) => u.name)),
     jwtProviders: new Set(jwtProviders.map((p) => p.name)),

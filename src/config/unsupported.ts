@@ -23,13 +23,9 @@ function inUpstreams(raw: RoutesFile, uses: (upstream: UpstreamEntry) => string 
   });
 }
 
-const nonEmpty = (map: Readonly<Record<string, unknown>> | undefined): boolean => map !== undefined && Object.keys(map).length > 0;
 
 export const UNSUPPORTED_FEATURES: readonly UnsupportedFeature[] = [
-  { file: 'gateway', feature: 'Redis (shared rate-limit state)', find: (g) => (g.redis ? [['redis']] : []) },
   { file: 'gateway', feature: 'more than one worker process', find: (g) => (g.workers !== undefined && g.workers !== 1 ? [['workers']] : []) },
-  { file: 'routes', feature: 'rate limiting (rateLimits)', find: (r) => (nonEmpty(r.rateLimits) ? [['rateLimits']] : []) },
-  { file: 'routes', feature: 'rate limiting (rateLimit)', find: (r) => inRoutes(r, (route) => ((route.rateLimit?.length ?? 0) > 0 ? 'rateLimit' : null)) },
   { file: 'routes', feature: 'hashOn: cookie:<name> (sticky sessions)', find: (r) => inUpstreams(r, (u) => (u.hashOn?.startsWith('cookie:') ? 'hashOn' : null)) },
   { file: 'routes', feature: 'matching on headers and query (match)', find: (r) => inRoutes(r, (route) => (route.match ? 'match' : null)) },
   { file: 'routes', feature: 'traffic splitting (split)', find: (r) => inRoutes(r, (route) => (route.split ? 'split' : null)) },

@@ -1,11 +1,13 @@
 // The built-in filter plugins, and the one place the core imports from plugins/ (STYLE: "nothing in
 // src imports from plugins/ except the list of built-ins"). It owns their long-lived parts (JWT
-// providers with their key sets and verification caches), kept across reloads, and builds each
-// route's filter list when a snapshot is compiled.
+// providers with their key sets and verification caches, kept across reloads; the rate limiter's
+// store, kept for the life of the process), and builds each route's filter list when a snapshot
+// is compiled.
 
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../admin/metrics.js';
-import type { RouteConfig, RoutesConfig } from '../config/types.js';
+import type { RedisConfig, RouteConfig, RoutesConfig } from '../config/types.js';
 import {
   createJwtAuthFilter,
   type JwksFetchDetail,
@@ -16,6 +18,16 @@ import {
   type JwtVerificationResult,
   SILENT_JWT_EVENTS,
 } from '../../plugins/jwt-auth/index.js';
+import {
+  type DecisionCounter,
+  describeKey,
+  PolicyKey,
+  type RateLimitDecision,
+  type RateLimitEvents,
+  RateLimiter,
+  type RateLimiterOptions,
+  type StoreFailure,
+} from '../../plugins/rate-limit/index.js';
 import type { RequestFilter } from './filter.js';
 
 /** Reports the jwt-auth plugin's events as metrics and structured log lines. */
@@ -46,13 +58,81 @@ class JwtEventLog implements JwtEvents {
   }
 }
 
+/** Reports the rate-limit plugin's events as metrics and structured log lines. */
+class RateLimitEventLog implements RateLimitEvents {
+  readonly #metrics: GatewayMetrics;
+  readonly #log: Logger;
+  #lastErrorLog = 0;
+  #suppressedErrors = 0;
+
+  constructor(metrics: GatewayMetrics, log: Logger) {
+    this.#metrics = metrics;
+    this.#log = log;
+  }
+
+  decisionCounter(policy: string, decision: RateLimitDecision): DecisionCounter {
+    return this.#metrics.ratelimitDecisions.labels(policy, decision);
+  }
+
+  storeRoundTrip(seconds: number): void {
+    this.#metrics.ratelimitStoreDuration.observe(seconds);
+  }
+
+  storeError(reason: StoreFailure, detail: string): void {
+    this.#metrics.ratelimitStoreErrors.labels(reason).inc();
+    // A failing Redis fails every call: one line a second at most, with how many were folded in.
+    const now = Date.now();
+    if (now - this.#lastErrorLog < 1000) {
+      this.#suppressedErrors++;
+      return;
+    }
+    this.#log.warn({ event: 'ratelimit_store_error', reason, detail, suppressed: this.#suppressedErrors }, `rate-limit store ${reason}: ${detail}`);
+    this.#lastErrorLog = now;
+    this.#suppressedErrors = 0;
+  }
+
+  storeState(up: boolean, reason: string | null, failureMode: string): void {
+    this.#metrics.ratelimitStoreUp.set(up ? 1 : 0);
+    if (up) this.#log.info({ event: 'ratelimit_store_up' }, 'rate limiting through Redis');
+    else this.#log.warn({ event: 'ratelimit_store_down', reason, failureMode }, `rate limiting without Redis (failureMode ${failureMode}): ${reason ?? 'unknown'}`);
+  }
+
+  instances(count: number): void {
+    this.#metrics.ratelimitInstances.set(count);
+    this.#log.info({ event: 'ratelimit_instances', instances: count }, `${count} gateway instance(s) share the rate-limit store`);
+  }
+}
+
+export interface BuiltinFiltersOptions {
+  /** gateway.yaml's `redis` block: null (or absent) for the in-process rate-limit store. */
+  readonly redis?: RedisConfig | null;
+  readonly jwt?: JwtRegistryOptions;
+  readonly rateLimit?: RateLimiterOptions;
+}
+
 export class BuiltinFilters {
   readonly #jwt: JwtProviderRegistry;
   readonly #jwtEvents: JwtEvents;
+  readonly #rateLimiter: RateLimiter;
+  #rateLimitsInUse = false;
 
-  constructor(metrics: GatewayMetrics, log: Logger, jwtOptions: JwtRegistryOptions = {}) {
+  constructor(metrics: GatewayMetrics, log: Logger, options: BuiltinFiltersOptions = {}) {
     this.#jwtEvents = new JwtEventLog(metrics, log);
-    this.#jwt = new JwtProviderRegistry(this.#jwtEvents, jwtOptions);
+    this.#jwt = new JwtProviderRegistry(this.#jwtEvents, options.jwt ?? {});
+    this.#rateLimiter = new RateLimiter(options.redis ?? null, new RateLimitEventLog(metrics, log), options.rateLimit ?? {});
+  }
+
+  /** Connects the rate-limit store (in the background: the gateway serves meanwhile, by failureMode). */
+  start(): void {
+    this.#rateLimiter.start();
+  }
+
+  /**
+   * False while requests of rate-limited routes would get 503 (Redis down, failureMode closed),
+   * if the live routes file has any.
+   */
+  get ready(): boolean {
+    return this.#rateLimiter.ready || !this.#rateLimitsInUse;
   }
 
   /**
@@ -74,16 +154,28 @@ export class BuiltinFilters {
       if (provider === undefined) throw new Error(`route "${route.name}" names unknown jwtProvider "${auth.jwt}"`);
       filters.push(createJwtAuthFilter(auth, this.#jwt.get(provider), this.#jwtEvents));
     }
+    if (route.rateLimit.length > 0) {
+      // After authentication, so `jwt:<claim>` keys read verified claims.
+      const policies = route.rateLimit.map((name) => {
+        const policy = routes.rateLimits.find((p) => p.name === name);
+        if (policy === undefined) throw new Error(`route "${route.name}" names unknown rateLimit "${name}"`);
+        return policy;
+      });
+      filters.push(this.#rateLimiter.filterFor(policies));
+    }
     return filters;
   }
 
   /** Keeps what the live routes file uses (call after a swap, and after a failed reload). */
   retain(routes: RoutesConfig | null): void {
     this.#jwt.retain(routes?.jwtProviders ?? []);
+    this.#rateLimitsInUse = routes?.routes.some((route) => route.rateLimit.length > 0) ?? false;
   }
 
-  stop(): void {
+  /** Stops JWKS refreshes and closes the rate-limit store. */
+  async stop(): Promise<void> {
     this.#jwt.stopAll();
+    await this.#rateLimiter.stop();
   }
 }
 
@@ -98,4 +190,25 @@ export async function checkKeyFiles(routes: RoutesConfig): Promise<void> {
   } finally {
     registry.stopAll();
   }
+}
+
+/**
+ * `gateway explain`: one line per rate-limit policy of the route, with the key this request would
+ * be counted under (the client address, unknown without a connection, shown as a placeholder).
+ */
+export function explainRateLimits(
+  route: RouteConfig,
+  routes: RoutesConfig,
+  keyPrefix: string,
+  request: { readonly headers: IncomingHttpHeaders; readonly claims: Readonly<Record<string, unknown>> | null },
+): string[] {
+  const source = { headers: request.headers, clientIp: '<client address>', routeName: route.name, claims: request.claims };
+  return route.rateLimit.map((name) => {
+    const policy = routes.rateLimits.find((p) => p.name === name);
+    if (policy === undefined) return `  ${name}: unknown policy`;
+    const key = new PolicyKey(keyPrefix, policy.name, policy.key);
+    const missing = key.missingPart(source);
+    const fallback = missing === null ? '' : ` (no ${missing} in this request: counted by client address)`;
+    return `  ${name}: ${policy.limit} per ${policy.windowMs}ms, burst ${policy.burst}, key ${describeKey(policy.key)} -> ${key.keyOf(source)}${fallback}`;
+  });
 }

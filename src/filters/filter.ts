@@ -4,6 +4,9 @@ import type { GatewayError } from '../errors.js';
 /** The `attributes` key of the verified JWT subject, which the access log records. */
 export const JWT_SUBJECT = 'jwt.sub';
 
+/** The `attributes` key of the rate-limit decision (allowed | limited | store_error), for the access log. */
+export const RATE_LIMIT_DECISION = 'ratelimit.decision';
+
 /** What a filter may read and add to while deciding about one request. */
 export interface FilterContext {
   readonly req: IncomingMessage;

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { type GatewayMetrics, methodLabel, UNMATCHED_ROUTE } from '../admin/metrics.js';
 import { runFilters } from '../filters/chain.js';
-import { type FilterContext, JWT_SUBJECT } from '../filters/filter.js';
+import { type FilterContext, JWT_SUBJECT, RATE_LIMIT_DECISION } from '../filters/filter.js';
 import { normalizePath, resolveRequestHost, splitTarget } from '../router/normalize.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 import type { SnapshotHolder } from '../snapshot/holder.js';
@@ -72,8 +72,8 @@ interface FinishedRequest {
   readonly upstreamMs: number;
   readonly attempts: number;
   readonly websocket: boolean;
-  /** The verified token's `sub`, when an auth filter verified one (never the token). */
-  readonly jwtSubject: string | null;
+  /** What filters handed on (JWT subject, rate-limit decision); null when no filter ran. */
+  readonly attributes: ReadonlyMap<string, string> | null;
 }
 
 /** Optional facts about a refused request, for its response, metrics and access log. */
@@ -84,7 +84,7 @@ interface RejectDetails {
   readonly close?: boolean;
   /** The normalised path, when parsing got that far. */
   readonly path?: string;
-  readonly jwtSubject?: string | null;
+  readonly attributes?: ReadonlyMap<string, string> | null;
 }
 
 /** The parts of a request the router needs, parsed once. */
@@ -211,14 +211,14 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: state.req.method ?? 'GET', host: state.req.headers.host ?? null,
         path: state.target.path, route: state.route.name, upstream: state.route.pool.name, endpoint: null,
         status: CLIENT_CLOSED_STATUS, error: null, bytesIn: 0, bytesOut: 0, startedAt: state.startedAt, upstreamMs: 0,
-        attempts: 0, websocket: false, jwtSubject: ctx.attributes.get(JWT_SUBJECT) ?? null,
+        attempts: 0, websocket: false, attributes: ctx.attributes,
       });
       state.snapshot.release();
       return;
     }
     if (refusal !== null) {
       this.#reject(state.req, state.res, refusal, state.requestId, state.startedAt, state.snapshot, {
-        headers: ctx.responseHeaders, route: state.route, path: state.target.path, jwtSubject: ctx.attributes.get(JWT_SUBJECT) ?? null,
+        headers: ctx.responseHeaders, route: state.route, path: state.target.path, attributes: ctx.attributes,
       });
       return;
     }
@@ -231,12 +231,12 @@ export class ProxyEngine implements ExchangeRecorder {
     const pickContext = pool.hashKey === null ? NO_HASH_KEY : { hashKey: hashKeyOf(pool.hashKey, req.headers, state.clientIp, ctx?.claims ?? null) };
     const member = pool.pick(pickContext);
     if (member === null) {
-      this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path });
+      this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_UNAVAILABLE'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path, attributes: ctx?.attributes ?? null });
       return;
     }
     if (pool.overflows(member)) {
       this.#metrics.overflows.labels(pool.name).inc();
-      this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_OVERLOADED'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path });
+      this.#reject(req, state.res, new GatewayError('GW_ERR_UPSTREAM_OVERLOADED'), state.requestId, state.startedAt, state.snapshot, { headers: ctx?.responseHeaders ?? null, route, path: target.path, attributes: ctx?.attributes ?? null });
       return;
     }
     const rewritten = route.rewriter.rewrite(target.path);
@@ -250,7 +250,7 @@ export class ProxyEngine implements ExchangeRecorder {
       clientCert: state.proto === 'https' ? clientCertHeader(req.socket) : null,
     }, ctx?.upstreamHeaders ?? null, route.ownedRequestHeaders);
     if (state.upgrade !== null) {
-      this.#tunnel(state, member, headers, ctx?.attributes.get(JWT_SUBJECT) ?? null);
+      this.#tunnel(state, member, headers, ctx?.attributes ?? null);
       return;
     }
     let body: Readable | null = null;
@@ -270,13 +270,13 @@ export class ProxyEngine implements ExchangeRecorder {
       extraResponseHeaders: ctx?.responseHeaders ?? null,
       recorder: this,
       pickContext,
-      jwtSubject: ctx?.attributes.get(JWT_SUBJECT) ?? null,
+      attributes: ctx?.attributes ?? null,
     });
     exchange.start(member);
   }
 
   /** A WebSocket connection: one upstream attempt, recorded when the handshake fails or the tunnel closes. */
-  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], jwtSubject: string | null): void {
+  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], attributes: ReadonlyMap<string, string> | null): void {
     const { route, target, upgrade } = state;
     const attemptStarted = performance.now();
     member.endpoint.begin();
@@ -287,7 +287,7 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: 'GET', host: state.req.headers.host ?? null,
         path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status, error,
         bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
-        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, jwtSubject,
+        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, attributes,
       });
     };
     openTunnel(member.endpoint.dispatcher, {
@@ -336,7 +336,7 @@ export class ProxyEngine implements ExchangeRecorder {
       upstreamMs: exchange.upstreamMs,
       attempts: exchange.attempts,
       websocket: false,
-      jwtSubject: exchange.jwtSubject,
+      attributes: exchange.attributes,
     });
     exchange.snapshot.release();
   }
@@ -379,7 +379,7 @@ export class ProxyEngine implements ExchangeRecorder {
       upstreamMs: 0,
       attempts: 0,
       websocket: false,
-      jwtSubject: details.jwtSubject ?? null,
+      attributes: details.attributes ?? null,
     });
     snapshot?.release();
   }
@@ -408,8 +408,8 @@ export class ProxyEngine implements ExchangeRecorder {
       durationMs: round(durationMs),
       upstreamMs: round(r.upstreamMs),
       attempts: r.attempts,
-      rateLimit: null,
-      jwtSubject: r.jwtSubject,
+      rateLimit: r.attributes?.get(RATE_LIMIT_DECISION) ?? null,
+      jwtSubject: r.attributes?.get(JWT_SUBJECT) ?? null,
     }, 'request');
   }
 }

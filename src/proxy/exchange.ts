@@ -56,7 +56,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly route: CompiledRoute;
   readonly requestId: string;
   readonly clientIp: string;
-  readonly jwtSubject: string | null;
+  /** What filters handed on (JWT subject, rate-limit decision), for the access log. */
+  readonly attributes: ReadonlyMap<string, string> | null;
   readonly startedAt: number;
   readonly method: string;
   /** The normalised path the client asked for (no query: queries may carry secrets). */
@@ -109,7 +110,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     extraResponseHeaders: Readonly<Record<string, string>> | null;
     recorder: ExchangeRecorder;
     pickContext: PickContext;
-    jwtSubject: string | null;
+    attributes: ReadonlyMap<string, string> | null;
   }) {
     this.req = init.req;
     this.res = init.res;
@@ -128,7 +129,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#pickContext = init.pickContext;
     // The client may have left while an asynchronous filter ran: its 'close' has fired already.
     if (init.res.destroyed) this.#clientGone = true;
-    this.jwtSubject = init.jwtSubject;
+    this.attributes = init.attributes;
     init.res.once('close', this.#onClientClose);
   }
 

@@ -61,10 +61,10 @@ export class Reloader {
     this.#discoveries = new DiscoveryRegistry(deps.events ?? SILENT_DNS_DISCOVERY_EVENTS);
   }
 
-  /** Stops DNS discovery; the gateway calls it when it stops. */
-  stop(): void {
+  /** Stops DNS discovery and the built-in filters' parts; the gateway calls it when it stops. */
+  async stop(): Promise<void> {
     this.#discoveries.stopAll();
-    this.#filters?.stop();
+    await this.#filters?.stop();
   }
 
   reload(): Promise<ReloadResult> {

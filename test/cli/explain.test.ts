@@ -21,7 +21,12 @@ describe('gateway explain', () => {
         { name: 'users-api', prefix: '/api/users', host: 'api.example.com', methods: ['GET', 'POST'], upstream: 'users', stripPrefix: true },
         { name: 'web', prefix: '/web', upstream: 'web', rewritePrefix: '/v2' },
         { name: 'orders', prefix: '/orders', upstream: 'orders' },
+        { name: 'limited', prefix: '/limited', upstream: 'web', rateLimit: ['per-tenant', 'per-ip'] },
       ],
+      rateLimits: {
+        'per-tenant': { key: ['header:x-tenant', 'route'], limit: 50, window: '10s' },
+        'per-ip': { key: 'ip', limit: 20, window: '1s', burst: 40 },
+      },
     });
   });
 
@@ -56,6 +61,16 @@ describe('gateway explain', () => {
     expect(withKey.out).toContain('hash key (header:x-user): "alice"');
     const without = await explain('GET', '/orders/7');
     expect(without.out).toContain('hash key (header:x-user): none in this request: a random endpoint');
+  });
+
+  it('names each rate-limit policy with the key the request would be counted under, and the client-address fallback', async () => {
+    const { code, out } = await explain('GET', '/limited/a', ['x-tenant: acme:eu']);
+    expect(code).toBe(0);
+    expect(out).toContain('rateLimit: per-tenant, per-ip (in-process store)');
+    expect(out).toContain('  per-tenant: 50 per 10000ms, burst 50, key header:x-tenant + route -> per-tenant:{acme%3Aeu:limited}');
+    expect(out).toContain('  per-ip: 20 per 1000ms, burst 40, key ip -> per-ip:{<client address>}');
+    const without = await explain('GET', '/limited/a');
+    expect(without.out).toContain('per-tenant:ip={<client address>} (no header:x-tenant in this request: counted by client address)');
   });
 
   it('uses the Host header of -H for a path-only URL', async () => {

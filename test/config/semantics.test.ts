@@ -256,6 +256,23 @@ describe('upstreams', () => {
     ]);
   });
 
+  it('rateLimits: keys parsed once (header names lower-cased), burst defaults to limit, and a rate finer than a microsecond is refused', async () => {
+    const ok = fixture('routes.yaml', yaml`
+      rateLimits:
+        tenant: { key: [header:X-Tenant, route, jwt:sub], limit: 50, window: 10s }
+        bursty: { key: ip, limit: 20, window: 1s, burst: 40 }
+      routes: []
+    `);
+    expect((await loadRoutesConfig(ok.file)).rateLimits).toEqual([
+      { name: 'tenant', key: [{ kind: 'header', name: 'x-tenant' }, { kind: 'route' }, { kind: 'jwt', claim: 'sub' }], limit: 50, windowMs: 10_000, burst: 50 },
+      { name: 'bursty', key: [{ kind: 'ip' }], limit: 20, windowMs: 1000, burst: 40 },
+    ]);
+    const { file, text } = fixture('routes.yaml', 'rateLimits:\n  flood: { key: ip, limit: 5000, window: 1ms }\nroutes: []\n');
+    expect(await linesOf(loadRoutesConfig(file))).toEqual([
+      `${file}:${at(text, '5000')}: rateLimits.flood.limit: more than one request per microsecond (5000 per 1ms) cannot be enforced; use a longer window`,
+    ]);
+  });
+
   it('slowStart: {} takes Envoy\'s defaults', async () => {
     const { file } = withUpstreams('a: { targets: [{ url: http://a }], slowStart: { window: 1m } }\n');
     expect((await loadRoutesConfig(file)).upstreams[0]?.slowStart).toEqual({ windowMs: 60_000, aggression: 1, minWeightPercent: 10 });

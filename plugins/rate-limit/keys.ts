@@ -55,7 +55,9 @@ function partValue(part: RateLimitKeyPart, source: KeySource): string | undefine
       return source.routeName;
     case 'header': {
       const value = source.headers[part.name];
-      const text = Array.isArray(value) ? value.join(', ') : value;
+      // Typed, not just defined: headers is a plain object, so `header:constructor` on a request
+      // without that header would read Object.prototype's member.
+      const text = typeof value === 'string' ? value : Array.isArray(value) ? value.join(', ') : undefined;
       return text === undefined || text === '' ? undefined : text;
     }
     case 'jwt': {

@@ -39,8 +39,10 @@ export function hashKeyOf(
       return clientIp;
     case 'header': {
       const value = headers[spec.name];
-      if (value === undefined) return null;
-      return typeof value === 'string' ? value : (value[0] ?? null);
+      // Typed, not just defined: headers is a plain object (`header:constructor` must not read
+      // Object.prototype's member).
+      if (typeof value === 'string') return value;
+      return Array.isArray(value) ? (value[0] ?? null) : null;
     }
     case 'jwt': {
       // Verified claims only (the route's auth filter set them): an unverified token is no key.

@@ -8,7 +8,9 @@
 // request refused by one policy spends nothing of the others' budgets.
 //
 // Time comes from Redis (`TIME`), never from a gateway, so clock skew between gateways changes
-// nothing. Since Redis 5 scripts replicate their effects, so reading TIME in a script is allowed.
+// nothing. Writing after TIME needs effects replication: the default since Redis 5, asked for
+// explicitly on 3.2 and 4 (where replicate_commands exists and whole-script replication is the
+// default), a no-op on 7.
 // Every key is written with a TTL equal to the time until its state equals "absent" (TAT reached),
 // so an idle key costs memory only for as long as it still limits.
 //
@@ -20,6 +22,7 @@ export const RATE_LIMIT_SCRIPT = `
 -- ARGV[1]: number of requests; then per request: its number of policies n, then per policy
 --          its period (window / limit) and tolerance (period x burst), in microseconds.
 -- Returns, per policy in KEYS order: allowed (1/0), remaining, retry-after ms, reset ms.
+if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local out = {}
@@ -72,6 +75,7 @@ return out
 // heartbeat (Redis time, ms); members older than the window are dropped on every beat.
 export const HEARTBEAT_SCRIPT = `
 -- KEYS[1]: the instances set. ARGV[1]: this instance's id. ARGV[2]: the window in ms.
+if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])

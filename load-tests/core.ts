@@ -8,16 +8,13 @@
 // Exit status: 0 when every measurement was clean; 1 when any target served an error or a non-2xx
 // response, crashed, or did not stop cleanly (a benchmark that measured errors measured nothing);
 // 2 on bad settings.
-import { describeMachine, formatInt, machineHeader, measurementLine, perRoundTable, reportFailures, settingsLine, summarise, summaryTable, writeReport } from './harness/report.js';
+import { buildWarnings, cpuNotes, describeMachine, machineHeader, measurementLine, printSummary, ratioLine, reportFailures, settingsLine, summarise, writeReport } from './harness/report.js';
 import { UPSTREAM_BODY_BYTES, detectPinning, pinSelf } from './harness/processes.js';
 import { runRounds, UPSTREAM_COUNT } from './harness/runner.js';
 import { readSettings, settingsOrExit } from './harness/settings.js';
 import type { Target } from './harness/target.js';
 import { bareProxyTarget } from './targets/bare.js';
 import { gatewayTarget } from './targets/gateway.js';
-
-/** Below this share of its core, a proxy was not what limited req/s. */
-const SATURATED_CPU_PERCENT = 85;
 
 /** The first target is the baseline every ratio is taken against. */
 const TARGETS: readonly Target[] = [
@@ -56,41 +53,9 @@ async function main(): Promise<number> {
   });
   const summary = summarise(TARGETS, record, pinning.enabled ? pinning.proxyCpu : null);
 
-  out();
-  out(`medians over clean rounds (${date}; ${machine.cpus}; node ${machine.node}):`);
-  out();
-  out(summaryTable(summary));
-  out();
-  if (summary.length > 1) {
-    out(perRoundTable(summary));
-    out();
-  }
-  for (const s of summary) {
-    if (s.vsBaseline === null) continue;
-    const base = summary[0];
-    out(`${s.target} / ${base?.target}: req/s ${s.vsBaseline.requestsPerSecond.toFixed(2)}×, p99 ${s.vsBaseline.p99.toFixed(2)}×, ` +
-      `CPU per request ${s.vsBaseline.cpuPerRequest.toFixed(2)}× ` +
-      `(${formatInt(s.requestsPerSecond)} vs ${formatInt(base?.requestsPerSecond ?? Number.NaN)} req/s; ` +
-      `${formatInt(s.cpuUsPerRequest)} vs ${formatInt(base?.cpuUsPerRequest ?? Number.NaN)} µs/req)`);
-  }
-
-  for (const s of summary) {
-    if (Number.isFinite(s.cpuPercent) && s.cpuPercent < SATURATED_CPU_PERCENT) {
-      const core = Number.isFinite(s.proxyCoreBusyPercent)
-        ? ` while its core was ${formatInt(s.proxyCoreBusyPercent)} % busy (${s.proxyCoreBusyPercent >= SATURATED_CPU_PERCENT ? 'other processes on the machine took the rest' : 'it was waiting for load: the load generator side was the limit'})`
-        : '';
-      out(`note: ${s.target} used ${formatInt(s.cpuPercent)} % of a core${core}. It was not what limited req/s, so read its ` +
-        'CPU µs/req rather than its req/s.');
-    }
-  }
-
-  for (const t of TARGETS) {
-    const builds = [...new Set(record.measurements.filter((m) => m.target === t.name && m.build !== null).map((m) => m.build))];
-    if (builds.length > 1) {
-      out(`warning: ${t.name}'s build changed during the run (${builds.join(', ')}): dist/ was rebuilt while measuring, so ` +
-        'its rounds measured different code. Run again on a checkout nobody else builds in.');
-    }
-  }
+  printSummary(out, summary, date, machine);
+  for (const s of summary) if (s.vsBaseline !== null) out(ratioLine(s, summary[0]));
+  for (const line of [...cpuNotes(summary, null), ...buildWarnings(TARGETS, record.measurements)]) out(line);
 
   const file = await writeReport({
     date,

@@ -20,6 +20,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { metricSum } from './harness/metrics.js';
 import { RESULTS_DIR } from './harness/paths.js';
 import { ManagedProcess, UPSTREAM_BODY_BYTES, detectPinning, freePorts, httpGet, pinSelf, waitForHttp } from './harness/processes.js';
 import { describeMachine, formatInt, machineHeader, formatMs, formatRatio } from './harness/report.js';
@@ -103,20 +104,6 @@ async function endpointView(gw: RunningGateway, address: string): Promise<Endpoi
   const res = await call('GET', `http://127.0.0.1:${gw.adminPort}/upstreams`);
   const body = JSON.parse(res.body) as { upstreams: { name: string; endpoints: EndpointView[] }[] };
   return body.upstreams.find((u) => u.name === 'pool')?.endpoints.find((e) => e.address === address) ?? null;
-}
-
-/** Sum of the samples of `name` whose labels include every `labels` pair. */
-function metricSum(text: string, name: string, labels: Readonly<Record<string, string>>, extra?: (labels: string) => boolean): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const close = line.lastIndexOf('}');
-    const labelText = line.slice(name.length + 1, close);
-    if (!Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) continue;
-    if (extra !== undefined && !extra(labelText)) continue;
-    sum += Number(line.slice(close + 1).trim());
-  }
-  return sum;
 }
 
 /** The gateway's `event: endpoint_ejected` log line for `address`, if its output still holds it. */

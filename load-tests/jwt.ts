@@ -18,33 +18,34 @@
 // Exit status: 0 when every measurement was clean (whether or not the targets were met: a verdict
 // from a shared machine is for a reader, not for CI); 1 when any target served an error or a
 // non-2xx response, refused a token, crashed, or did not stop cleanly; 2 on bad settings.
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { VERIFICATION_CACHE_SIZE } from '../plugins/jwt-auth/provider.js';
-import { RESULTS_DIR } from './harness/paths.js';
 import { UPSTREAM_BODY_BYTES, detectPinning, pinSelf } from './harness/processes.js';
 import {
-  type TargetSummary,
+  type Verdict,
+  buildWarnings,
+  cpuNotes,
   describeMachine,
   formatInt,
+  formatPercent,
   formatRatio,
   measurementLine,
   median,
+  nullIfNaN,
   perRoundTable,
+  printSummary,
+  ratioLine,
+  ratioVerdict,
   settingsLine,
   summarise,
   reportFailures,
   summaryTable,
+  writeResults,
 } from './harness/report.js';
-import { type Measurement, type RunRecord, runRounds, UPSTREAM_COUNT } from './harness/runner.js';
+import { type Measurement, type RunRecord, runRounds, UPSTREAM_COUNT, withProblems } from './harness/runner.js';
 import { type BenchSettings, readSettings, settingsOrExit } from './harness/settings.js';
 import type { Target } from './harness/target.js';
 import { AUDIENCE, ISSUER, type TokenRun, type TokenSet, jwtRouteTarget, mintTokens } from './targets/jwt.js';
 
-/** Below this share of its core, a proxy was not what limited req/s (as in core.ts). */
-const SATURATED_CPU_PERCENT = 85;
-/** Between SATURATED_CPU_PERCENT and this, the proxy was nearly (not fully) the limit: said so. */
-const NEARLY_SATURATED_CPU_PERCENT = 95;
 /**
  * Problems ManagedProcess.stop() records when the gateway did not exit 0 promptly on SIGTERM. They
  * say nothing about the load that was measured before it (its errors and status codes are checked
@@ -189,14 +190,7 @@ async function main(): Promise<number> {
   });
 
   // A measurement whose tokens were not all verified counts as failed: its figures are left out.
-  const extra = new Map(tokenMeasurements.map((t) => [`${t.round}/${t.target}`, t.problems]));
-  const checked: RunRecord = {
-    roundProblems: record.roundProblems,
-    measurements: record.measurements.map((m) => {
-      const more = extra.get(`${m.round}/${m.target}`) ?? [];
-      return more.length === 0 ? m : { ...m, problems: [...m.problems, ...more] };
-    }),
-  };
+  const checked = withProblems(record, new Map(tokenMeasurements.map((t) => [`${t.round}/${t.target}`, t.problems])));
   const proxyCpu = pinning.enabled ? pinning.proxyCpu : null;
   const summary = summarise(targets, checked, proxyCpu);
   const byName = new Map(summary.map((s) => [s.target, s]));
@@ -213,13 +207,7 @@ async function main(): Promise<number> {
   const missShare = (target: string): number =>
     median(tokenMeasurements.filter((t) => t.target === target && t.misses !== null && t.measured > 0 && clean.has(`${t.round}/${t.target}`)).map((t) => t.misses! / t.measured));
 
-  out();
-  out(`medians over clean rounds (${date}; ${machine.cpus}; node ${machine.node}):`);
-  out();
-  out(summaryTable(summary));
-  out();
-  out(perRoundTable(summary));
-  out();
+  printSummary(out, summary, date, machine);
   if (loadCleanSummary !== null) {
     out(`${shutdownFailures.length} measurement(s) are left out above only because the gateway did not exit 0 within 5 s of SIGTERM ` +
       `afterwards (${[...new Set(shutdownFailures.map((m) => m.target))].join(', ')}); their load was clean. With them:`);
@@ -241,10 +229,7 @@ async function main(): Promise<number> {
     if (s.vsBaseline === null) continue;
     const all = loadCleanByName.get(s.target)?.vsBaseline;
     const withShutdownFailures = all === undefined || all === null || s.vsBaseline === null ? '' : ` [with the rounds whose gateway did not stop cleanly: req/s ${formatRatio(all.requestsPerSecond)}, CPU per request ${formatRatio(all.cpuPerRequest)}]`;
-    out(`${s.target} / ${NOAUTH}: req/s ${formatRatio(s.vsBaseline.requestsPerSecond)}, p99 ${formatRatio(s.vsBaseline.p99)}, ` +
-      `CPU per request ${formatRatio(s.vsBaseline.cpuPerRequest)} ` +
-      `(${formatInt(s.requestsPerSecond)} vs ${formatInt(base?.requestsPerSecond ?? Number.NaN)} req/s; ` +
-      `${formatInt(s.cpuUsPerRequest)} vs ${formatInt(base?.cpuUsPerRequest ?? Number.NaN)} µs/req)${withShutdownFailures}`);
+    out(ratioLine(s, base, withShutdownFailures));
   }
   const coldSummary = byName.get(COLD);
   const hotSummary = byName.get(HOT);
@@ -254,7 +239,7 @@ async function main(): Promise<number> {
   }
 
   out();
-  const verdictOf = (target: string, threshold: number, what: string): Verdict => verdict(byName.get(target), loadCleanByName.get(target), threshold, what);
+  const verdictOf = (target: string, threshold: number, what: string): Verdict => ratioVerdict(byName.get(target), threshold, what, loadCleanByName.get(target));
   const verdicts = [
     verdictOf(HOT, TARGET_HOT, 'hot token'),
     verdictOf(TEN_K, TARGET_DISTINCT, `${formatInt(distinct)} distinct tokens, ${formatPercent(missShare(TEN_K))} of measured requests missed the cache`),
@@ -263,31 +248,8 @@ async function main(): Promise<number> {
   out(`targets (req/s × ${NOAUTH}, median over clean rounds${settings.smoke ? '; SMOKE: one short round, not a measurement' : ''}):`);
   for (const v of verdicts) out(`  ${v.line}`);
 
-  for (const s of summary) {
-    if (Number.isFinite(s.cpuPercent) && s.cpuPercent < SATURATED_CPU_PERCENT) {
-      const core = Number.isFinite(s.proxyCoreBusyPercent)
-        ? ` while its core was ${formatInt(s.proxyCoreBusyPercent)} % busy (${s.proxyCoreBusyPercent >= SATURATED_CPU_PERCENT ? 'other processes on the machine took the rest' : 'it was waiting for load: the load generator side was the limit'})`
-        : '';
-      out(`note: ${s.target} used ${formatInt(s.cpuPercent)} % of a core${core}. It was not what limited req/s, so read its CPU µs/req rather than its req/s.`);
-    } else if (Number.isFinite(s.cpuPercent) && s.cpuPercent < NEARLY_SATURATED_CPU_PERCENT) {
-      const loadBusy = pinning.enabled
-        ? median(checked.measurements.filter((m) => m.target === s.target && clean.has(`${m.round}/${m.target}`)).map((m) => m.cpuBusyPercent?.[pinning.loadCpu] ?? Number.NaN).filter(Number.isFinite))
-        : Number.NaN;
-      out(`note: ${s.target} used ${formatInt(s.cpuPercent)} % of its core, not all of it` +
-        (Number.isFinite(loadBusy) ? ` (the load generator's and upstreams' core was ${formatInt(loadBusy)} % busy)` : '') +
-        `: the load generator side held it back a little, so its req/s may be understated by up to ~${formatInt(100 - s.cpuPercent)} %; its CPU µs/req is unaffected.`);
-    }
-  }
-  for (const t of targets) {
-    const builds = [...new Set(checked.measurements.filter((m) => m.target === t.name && m.build !== null).map((m) => m.build))];
-    if (builds.length > 1) {
-      out(`warning: ${t.name}'s build changed during the run (${builds.join(', ')}): dist/ was rebuilt while measuring, so ` +
-        'its rounds measured different code. Run again on a checkout nobody else builds in.');
-    }
-  }
+  for (const line of [...cpuNotes(summary, { measurements: loadClean.measurements, pinning }), ...buildWarnings(targets, checked.measurements)]) out(line);
 
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `jwt-${date.replace(/[:.]/g, '-')}.json`);
   const report = {
     scenario: 'jwt',
     date,
@@ -314,7 +276,7 @@ async function main(): Promise<number> {
     measurements: checked.measurements,
     roundProblems: checked.roundProblems,
   };
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeResults('jwt', date, report);
   out(`all rounds: ${file}`);
 
   return reportFailures(out, checked.roundProblems, checked.measurements);
@@ -353,51 +315,6 @@ function tokenLine(t: TokenMeasurement): string {
     : `; ${formatInt(t.misses)} of ${formatInt(t.measured)} measured (${formatPercent(t.misses / t.measured)}) missed the cache`;
   const flags = t.problems.map((p) => `\n    ! ${p}`).join('');
   return `      tokens: ${formatInt(t.distinct)} cycled, ${formatInt(t.sent)} sent (warm-up + measurement)${misses}; ${verified}${flags}`;
-}
-
-interface Verdict {
-  readonly target: string;
-  readonly threshold: number;
-  readonly ratio: number | null;
-  readonly cleanRounds: number;
-  readonly perRound: { readonly min: number; readonly max: number } | null;
-  readonly met: boolean | null;
-  readonly line: string;
-}
-
-function verdict(s: TargetSummary | undefined, withShutdownFailures: TargetSummary | undefined, threshold: number, what: string): Verdict {
-  const ratio = s?.vsBaseline?.requestsPerSecond;
-  const spread = s?.vsBaseline?.perRound.requestsPerSecond ?? null;
-  const name = s?.target ?? '?';
-  const all = withShutdownFailures?.vsBaseline?.requestsPerSecond;
-  const allRounds = withShutdownFailures?.rounds ?? 0;
-  const more = all !== undefined && Number.isFinite(all) && allRounds > (s?.rounds ?? 0)
-    ? `; ${formatRatio(all)} over ${allRounds} rounds with those whose gateway did not stop cleanly (${all >= threshold ? 'met' : 'NOT met'})`
-    : '';
-  if (ratio === undefined || !Number.isFinite(ratio)) {
-    return { target: name, threshold, ratio: null, cleanRounds: s?.rounds ?? 0, perRound: null, met: null, line: `${name} (${what}) ≥ ${threshold}×: not measured (no clean round)${more}` };
-  }
-  const met = ratio >= threshold;
-  const rounds = spread === null ? '' : `, per round ${formatRatio(spread.min)} – ${formatRatio(spread.max)}`;
-  return {
-    target: name,
-    threshold,
-    ratio,
-    cleanRounds: s?.rounds ?? 0,
-    perRound: spread === null ? null : { min: spread.min, max: spread.max },
-    met,
-    line: `${name} (${what}) ≥ ${threshold}×: ${formatRatio(ratio)} over ${s?.rounds ?? 0} clean round(s)${rounds}: ${met ? 'met' : 'NOT met'}${more}`,
-  };
-}
-
-function formatPercent(share: number): string {
-  if (!Number.isFinite(share)) return '–';
-  const p = share * 100;
-  return `${p > 0 && p < 1 ? p.toFixed(2) : p.toFixed(p >= 99.5 || p === 0 ? 0 : 1)} %`;
-}
-
-function nullIfNaN(n: number): number | null {
-  return Number.isFinite(n) ? n : null;
 }
 
 main().then(

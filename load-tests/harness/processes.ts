@@ -35,19 +35,28 @@ export function detectPinning(): CpuPinning {
   return { ...base, enabled: true, reason: null };
 }
 
-/** Moves every thread of this process (the load generator) onto the load CPU. */
-export function pinSelf(pinning: CpuPinning): string | null {
+/**
+ * Moves every thread of this process onto `cpu`: the load CPU for a load generator; a scenario
+ * whose own process is what is measured (a store micro benchmark) takes the proxy CPU instead.
+ */
+export function pinSelf(pinning: CpuPinning, cpu: number = pinning.loadCpu): string | null {
   if (!pinning.enabled) return pinning.reason;
-  const r = spawnSync('taskset', ['-a', '-cp', String(pinning.loadCpu), String(process.pid)], { stdio: 'ignore' });
-  return r.status === 0 ? null : `taskset -a -cp ${pinning.loadCpu} ${process.pid} failed (status ${r.status})`;
+  const r = spawnSync('taskset', ['-a', '-cp', String(cpu), String(process.pid)], { stdio: 'ignore' });
+  return r.status === 0 ? null : `taskset -a -cp ${cpu} ${process.pid} failed (status ${r.status})`;
 }
 
 /** Keeps the last bytes a child wrote, for error messages; reading also keeps its pipes flowing. */
 const TAIL_BYTES = 4096;
 
+/** A program on PATH rather than a node script (e.g. `redis-server`). */
+export interface Executable {
+  readonly executable: string;
+}
+
 /**
- * A node child process we started and must stop. An exit before `stop()` is a crash: it is
- * recorded with the exit status and the tail of the child's output.
+ * A child process we started and must stop: a node script run with this node, or an `Executable`.
+ * An exit before `stop()` is a crash: it is recorded with the exit status and the tail of the
+ * child's output.
  */
 export class ManagedProcess {
   readonly #child: ChildProcess;
@@ -57,12 +66,12 @@ export class ManagedProcess {
   #stopping = false;
   #exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
 
-  constructor(readonly name: string, script: string, args: readonly string[], cpu: number | null) {
-    const argv = [script, ...args];
-    // taskset execs node, so the pid we hold is node's own and signals reach it directly.
+  constructor(readonly name: string, program: string | Executable, args: readonly string[], cpu: number | null) {
+    const [file, argv] = typeof program === 'string' ? [process.execPath, [program, ...args]] : [program.executable, args];
+    // taskset execs the program, so the pid we hold is its own and signals reach it directly.
     this.#child = cpu === null
-      ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('taskset', ['-c', String(cpu), process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('taskset', ['-c', String(cpu), file, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: Buffer): void => {
       this.#tail = (this.#tail + chunk.toString('utf8')).slice(-TAIL_BYTES);
     };

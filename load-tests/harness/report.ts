@@ -86,7 +86,8 @@ export function median(values: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function spread(values: readonly number[]): Spread | null {
+/** min / median / max of the finite values; null when there is none. */
+export function spread(values: readonly number[]): Spread | null {
   const finite = values.filter(Number.isFinite);
   return finite.length === 0 ? null : { min: Math.min(...finite), median: median(finite), max: Math.max(...finite) };
 }
@@ -167,6 +168,18 @@ export function formatRatio(n: number | undefined): string {
   return n === undefined || !Number.isFinite(n) ? '–' : `${n.toFixed(2)}×`;
 }
 
+/** 0.055 -> "5.5 %"; small shares keep two decimals, so 0.3 % of requests does not read as 0. */
+export function formatPercent(share: number): string {
+  if (!Number.isFinite(share)) return '–';
+  const p = share * 100;
+  return `${p > 0 && p < 1 ? p.toFixed(2) : p.toFixed(p >= 99.5 || p === 0 ? 0 : 1)} %`;
+}
+
+/** JSON has no NaN: JSON.stringify would write null anyway, this says so in the types. */
+export function nullIfNaN(n: number): number | null {
+  return Number.isFinite(n) ? n : null;
+}
+
 function formatBusy(busy: readonly number[] | null): string {
   if (busy === null) return 'cpu busy –';
   return busy.map((b, i) => `cpu${i} ${formatInt(b)} %`).join(' ');
@@ -218,6 +231,114 @@ export function perRoundTable(summaries: readonly TargetSummary[]): string {
   return rows.join('\n');
 }
 
+/** The medians table, then the per-round ratios when there is more than the baseline. */
+export function printSummary(out: (line?: string) => void, summary: readonly TargetSummary[], date: string, machine: MachineInfo): void {
+  out();
+  out(`medians over clean rounds (${date}; ${machine.cpus}; node ${machine.node}):`);
+  out();
+  out(summaryTable(summary));
+  out();
+  if (summary.length > 1) {
+    out(perRoundTable(summary));
+    out();
+  }
+}
+
+/** `target / baseline: req/s …×, p99 …×, CPU per request …× (… vs … req/s; … vs … µs/req)`; `more` is appended. */
+export function ratioLine(s: TargetSummary, base: TargetSummary | undefined, more = ''): string {
+  const v = s.vsBaseline;
+  return `${s.target} / ${base?.target}: req/s ${formatRatio(v?.requestsPerSecond)}, p99 ${formatRatio(v?.p99)}, ` +
+    `CPU per request ${formatRatio(v?.cpuPerRequest)} ` +
+    `(${formatInt(s.requestsPerSecond)} vs ${formatInt(base?.requestsPerSecond ?? Number.NaN)} req/s; ` +
+    `${formatInt(s.cpuUsPerRequest)} vs ${formatInt(base?.cpuUsPerRequest ?? Number.NaN)} µs/req)${more}`;
+}
+
+/** Below this share of its core, a proxy was not what limited req/s. */
+export const SATURATED_CPU_PERCENT = 85;
+/** Between SATURATED_CPU_PERCENT and this, the proxy was nearly (not fully) the limit: said so. */
+export const NEARLY_SATURATED_CPU_PERCENT = 95;
+
+/**
+ * A `note:` per target whose proxy did not use all of its core, so its req/s measured something
+ * else. With `nearly` (the measurements the summary was taken over, and the pinning), also one per
+ * target that used most of it, with how busy the load generator's core was.
+ */
+export function cpuNotes(summary: readonly TargetSummary[], nearly: { readonly measurements: readonly Measurement[]; readonly pinning: CpuPinning } | null): string[] {
+  const notes: string[] = [];
+  for (const s of summary) {
+    if (Number.isFinite(s.cpuPercent) && s.cpuPercent < SATURATED_CPU_PERCENT) {
+      const core = Number.isFinite(s.proxyCoreBusyPercent)
+        ? ` while its core was ${formatInt(s.proxyCoreBusyPercent)} % busy (${s.proxyCoreBusyPercent >= SATURATED_CPU_PERCENT ? 'other processes on the machine took the rest' : 'it was waiting for load: the load generator side was the limit'})`
+        : '';
+      notes.push(`note: ${s.target} used ${formatInt(s.cpuPercent)} % of a core${core}. It was not what limited req/s, so read its ` +
+        'CPU µs/req rather than its req/s.');
+    } else if (nearly !== null && Number.isFinite(s.cpuPercent) && s.cpuPercent < NEARLY_SATURATED_CPU_PERCENT) {
+      const { measurements, pinning } = nearly;
+      const loadBusy = pinning.enabled
+        ? median(measurements.filter((m) => m.target === s.target && m.problems.length === 0 && m.load !== null).map((m) => m.cpuBusyPercent?.[pinning.loadCpu] ?? Number.NaN).filter(Number.isFinite))
+        : Number.NaN;
+      notes.push(`note: ${s.target} used ${formatInt(s.cpuPercent)} % of its core, not all of it` +
+        (Number.isFinite(loadBusy) ? ` (the load generator's and upstreams' core was ${formatInt(loadBusy)} % busy)` : '') +
+        `: the load generator side held it back a little, so its req/s may be understated by up to ~${formatInt(100 - s.cpuPercent)} %; its CPU µs/req is unaffected.`);
+    }
+  }
+  return notes;
+}
+
+/** A warning per target whose gateway build changed between its measurements. */
+export function buildWarnings(targets: readonly { readonly name: string }[], measurements: readonly Measurement[]): string[] {
+  const warnings: string[] = [];
+  for (const t of targets) {
+    const builds = [...new Set(measurements.filter((m) => m.target === t.name && m.build !== null).map((m) => m.build))];
+    if (builds.length > 1) {
+      warnings.push(`warning: ${t.name}'s build changed during the run (${builds.join(', ')}): dist/ was rebuilt while measuring, so ` +
+        'its rounds measured different code. Run again on a checkout nobody else builds in.');
+    }
+  }
+  return warnings;
+}
+
+/** Whether a target's req/s × the baseline reached an issue's threshold. */
+export interface Verdict {
+  readonly target: string;
+  readonly threshold: number;
+  readonly ratio: number | null;
+  readonly cleanRounds: number;
+  readonly perRound: { readonly min: number; readonly max: number } | null;
+  readonly met: boolean | null;
+  /** The same sentence as printed; left out of the JSON. */
+  readonly line: string;
+}
+
+/**
+ * `s`'s req/s × the baseline against `threshold`. `withShutdownFailures`: the same target
+ * summarised with the measurements whose only problem was the gateway's shutdown, said beside it.
+ */
+export function ratioVerdict(s: TargetSummary | undefined, threshold: number, what: string, withShutdownFailures?: TargetSummary): Verdict {
+  const ratio = s?.vsBaseline?.requestsPerSecond;
+  const spread = s?.vsBaseline?.perRound.requestsPerSecond ?? null;
+  const name = s?.target ?? '?';
+  const all = withShutdownFailures?.vsBaseline?.requestsPerSecond;
+  const allRounds = withShutdownFailures?.rounds ?? 0;
+  const more = all !== undefined && Number.isFinite(all) && allRounds > (s?.rounds ?? 0)
+    ? `; ${formatRatio(all)} over ${allRounds} rounds with those whose gateway did not stop cleanly (${all >= threshold ? 'met' : 'NOT met'})`
+    : '';
+  if (ratio === undefined || !Number.isFinite(ratio)) {
+    return { target: name, threshold, ratio: null, cleanRounds: s?.rounds ?? 0, perRound: null, met: null, line: `${name} (${what}) ≥ ${threshold}×: not measured (no clean round)${more}` };
+  }
+  const met = ratio >= threshold;
+  const rounds = spread === null ? '' : `, per round ${formatRatio(spread.min)} – ${formatRatio(spread.max)}`;
+  return {
+    target: name,
+    threshold,
+    ratio,
+    cleanRounds: s?.rounds ?? 0,
+    perRound: spread === null ? null : { min: spread.min, max: spread.max },
+    met,
+    line: `${name} (${what}) ≥ ${threshold}×: ${formatRatio(ratio)} over ${s?.rounds ?? 0} clean round(s)${rounds}: ${met ? 'met' : 'NOT met'}${more}`,
+  };
+}
+
 export function settingsLine(settings: BenchSettings): string {
   return `${settings.smoke ? 'SMOKE: ' : ''}${settings.rounds} round(s) × ${settings.durationS} s per target (after ${settings.warmupS} s warm-up), ${settings.connections} connections, keep-alive, pipelining 1`;
 }
@@ -235,10 +356,15 @@ export interface RunReport {
 }
 
 /** Writes load-tests/results/<timestamp>.json and returns its path. */
-export async function writeReport(report: RunReport): Promise<string> {
+export function writeReport(report: RunReport): Promise<string> {
+  return writeResults(null, report.date, report);
+}
+
+/** Writes load-tests/results/[<scenario>-]<timestamp>.json and returns its path. */
+export async function writeResults(scenario: string | null, date: string, body: object): Promise<string> {
   await mkdir(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${report.date.replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = join(RESULTS_DIR, `${scenario === null ? '' : `${scenario}-`}${date.replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(body, null, 2)}\n`);
   return file;
 }
 

@@ -53,6 +53,21 @@ export interface RunRecord {
   readonly roundProblems: readonly string[];
 }
 
+/**
+ * The record with more problems on some measurements (keyed `round/target`): what a scenario found
+ * wrong beyond the load (a token not verified, a decision not made through Redis) fails the
+ * measurement like an error would, and leaves its figures out of the medians.
+ */
+export function withProblems(record: RunRecord, extra: ReadonlyMap<string, readonly string[]>): RunRecord {
+  return {
+    roundProblems: record.roundProblems,
+    measurements: record.measurements.map((m) => {
+      const more = extra.get(`${m.round}/${m.target}`) ?? [];
+      return more.length === 0 ? m : { ...m, problems: [...m.problems, ...more] };
+    }),
+  };
+}
+
 export interface RunnerHooks {
   onRoundStart?(round: number, order: readonly string[]): void;
   onMeasurement?(m: Measurement): void;
@@ -86,7 +101,8 @@ export async function runRounds(targets: readonly Target[], settings: BenchSetti
   return { measurements, roundProblems };
 }
 
-function rotate<T>(items: readonly T[], by: number): T[] {
+/** Round `by + 1`'s order: each round starts one place later, so no target always runs first. */
+export function rotate<T>(items: readonly T[], by: number): T[] {
   const k = items.length === 0 ? 0 : by % items.length;
   return [...items.slice(k), ...items.slice(0, k)];
 }

@@ -20,21 +20,31 @@ export const DEFAULT_SETTINGS = Object.freeze({
 
 const SMOKE = Object.freeze({ rounds: 1, durationS: 2 });
 
+/** What a scenario measures by default, when that differs from the proxy benchmarks' figures. */
+export interface SettingsDefaults {
+  readonly rounds: number;
+  readonly durationS: number;
+  /** What `--smoke` runs instead of `rounds` × `durationS`. */
+  readonly smoke: { readonly rounds: number; readonly durationS: number };
+}
+
+const PROXY_DEFAULTS: SettingsDefaults = { rounds: DEFAULT_SETTINGS.rounds, durationS: DEFAULT_SETTINGS.durationS, smoke: SMOKE };
+
 export class SettingsError extends Error {
   override readonly name = 'SettingsError';
 }
 
-export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): BenchSettings {
+export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv, defaults: SettingsDefaults = PROXY_DEFAULTS): BenchSettings {
   for (const arg of argv) {
     if (arg !== '--smoke') throw new SettingsError(`unknown argument ${JSON.stringify(arg)} (only --smoke)`);
   }
   const smoke = argv.includes('--smoke') || (env.BENCH_SMOKE !== undefined && env.BENCH_SMOKE !== '' && env.BENCH_SMOKE !== '0');
   const connections = readNumber(env, 'BENCH_CONNECTIONS', DEFAULT_SETTINGS.connections, { integer: true, min: 1, max: 10_000 });
   const warmupS = readNumber(env, 'BENCH_WARMUP', DEFAULT_SETTINGS.warmupS, { integer: false, min: 0, max: 600 });
-  if (smoke) return { ...SMOKE, warmupS, connections, smoke };
+  if (smoke) return { ...defaults.smoke, warmupS, connections, smoke };
   return {
-    rounds: readNumber(env, 'BENCH_ROUNDS', DEFAULT_SETTINGS.rounds, { integer: true, min: 1, max: 1000 }),
-    durationS: readNumber(env, 'BENCH_DURATION', DEFAULT_SETTINGS.durationS, { integer: true, min: 1, max: 3600 }),
+    rounds: readNumber(env, 'BENCH_ROUNDS', defaults.rounds, { integer: true, min: 1, max: 1000 }),
+    durationS: readNumber(env, 'BENCH_DURATION', defaults.durationS, { integer: true, min: 1, max: 3600 }),
     warmupS,
     connections,
     smoke,

@@ -91,7 +91,8 @@ export class RedisStore implements RateLimitStore {
   readonly #batches = new Map<number, Batch>();
   #flushScheduled = false;
   #up = false;
-  #downReason = 'not connected yet';
+  /** The client's last 'error' event since the store was last up: why a connection closed. */
+  #lastClientError: string | null = null;
   #instances = 1;
   #probing = false;
   #probeTimer: NodeJS.Timeout | null = null;
@@ -114,10 +115,10 @@ export class RedisStore implements RateLimitStore {
     // Without a listener an 'error' event would end the process; reconnecting is ioredis' job,
     // and what an error means for requests is decided per call.
     this.#client.on('error', (err: Error) => {
-      this.#downReason = err.message;
+      this.#lastClientError = err.message;
     });
     this.#client.on('ready', () => void this.#probe());
-    this.#client.on('close', () => this.#markDown(`connection closed (${this.#downReason})`));
+    this.#client.on('close', () => this.#markDown(this.#lastClientError === null ? 'connection closed' : `connection closed: ${this.#lastClientError}`));
   }
 
   /** Whether decisions currently go through Redis. */
@@ -140,9 +141,9 @@ export class RedisStore implements RateLimitStore {
   }
 
   start(): void {
-    this.#events.storeState(false, this.#downReason, this.#config.failureMode);
+    this.#events.storeState(false, 'not connected yet', this.#config.failureMode);
     this.#client.connect().catch((err: unknown) => {
-      this.#downReason = err instanceof Error ? err.message : String(err);
+      this.#lastClientError = err instanceof Error ? err.message : String(err);
     });
     this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
@@ -294,6 +295,7 @@ export class RedisStore implements RateLimitStore {
   #markUp(): void {
     if (this.#up || this.#stopped) return;
     this.#up = true;
+    this.#lastClientError = null;
     this.#stopProbing();
     this.#events.storeState(true, null, this.#config.failureMode);
   }
@@ -338,9 +340,7 @@ export class RedisStore implements RateLimitStore {
       }
       return null;
     } catch (err) {
-      const failure = { reason: failureOf(err), detail: this.#describe(err) };
-      this.#downReason = `heartbeat ${failure.reason}: ${failure.detail}`;
-      return failure;
+      return { reason: failureOf(err), detail: this.#describe(err) };
     }
   }
 
@@ -370,9 +370,10 @@ export class RedisStore implements RateLimitStore {
 
 function failureOf(err: unknown): StoreFailure {
   if (err instanceof DeadlineExceeded) return 'timeout';
-  const message = err instanceof Error ? err.message : '';
-  // ioredis' own wording when no connection can take the command (offline queue off).
-  return /isn't writeable|isn't ready|Connection is closed|connection|ECONNREFUSED|ECONNRESET|EPIPE/i.test(message) ? 'connection' : 'error';
+  // Only an error Redis itself answered is a ReplyError (redis-errors, ioredis' parser); ioredis'
+  // own rejections (no connection, a connection lost with the command unanswered, a cluster with
+  // no node for the slot) mean Redis was not reached.
+  return err instanceof Error && err.name === 'ReplyError' ? 'error' : 'connection';
 }
 
 function reconnectDelay(times: number): number {

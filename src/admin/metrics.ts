@@ -32,8 +32,51 @@ export interface MetricSources {
   panicStates(): readonly PoolPanicState[];
 }
 
+/** One label combination of a counter, incremented on the request path. */
+export interface CounterChild {
+  inc(): void;
+}
+
+/**
+ * Counter children the request path increments as plain numbers, added to their prom-client
+ * counter when metrics are read (its collect hook). prom-client's own bound children hash and
+ * validate their label values on every inc; this costs one addition. One child per label
+ * combination, shared by every snapshot that asks for it.
+ */
+class DeferredChildren {
+  readonly #children = new Map<string, DeferredChild>();
+
+  child(labels: readonly string[]): CounterChild {
+    const key = labels.join('\u0000');
+    let child = this.#children.get(key);
+    if (child === undefined) {
+      child = new DeferredChild(labels);
+      this.#children.set(key, child);
+    }
+    return child;
+  }
+
+  flushInto(counter: Counter<string>): void {
+    for (const child of this.#children.values()) {
+      if (child.pending === 0) continue;
+      counter.labels(...child.labels).inc(child.pending);
+      child.pending = 0;
+    }
+  }
+}
+
+class DeferredChild implements CounterChild {
+  pending = 0;
+  constructor(readonly labels: readonly string[]) {}
+
+  inc(): void {
+    this.pending++;
+  }
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
+  readonly #ratelimitDecisionChildren = new DeferredChildren();
 
   readonly requests = new Counter({
     name: 'gateway_requests_total',
@@ -90,11 +133,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  readonly ratelimitDecisions = new Counter({
+  readonly ratelimitDecisions: Counter<'policy' | 'decision'> = new Counter({
     name: 'gateway_ratelimit_decisions_total',
     help: 'Rate-limit decisions by policy: allowed, limited or store_error.',
     labelNames: ['policy', 'decision'] as const,
     registers: [this.registry],
+    collect: () => this.#ratelimitDecisionChildren.flushInto(this.ratelimitDecisions),
   });
 
   readonly ratelimitStoreUp = new Gauge({
@@ -153,6 +197,11 @@ export class GatewayMetrics {
     help: 'Unix time of the last successful load of the routes file.',
     registers: [this.registry],
   });
+
+  /** gateway_ratelimit_decisions_total{policy,decision}, for the request path (one addition per inc). */
+  ratelimitDecision(policy: string, decision: string): CounterChild {
+    return this.#ratelimitDecisionChildren.child([policy, decision]);
+  }
 
   constructor(sources: MetricSources, options: { readonly redis?: boolean } = {}) {
     if (options.redis === true) {

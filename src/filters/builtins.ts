@@ -71,7 +71,7 @@ class RateLimitEventLog implements RateLimitEvents {
   }
 
   decisionCounter(policy: string, decision: RateLimitDecision): DecisionCounter {
-    return this.#metrics.ratelimitDecisions.labels(policy, decision);
+    return this.#metrics.ratelimitDecision(policy, decision);
   }
 
   storeRoundTrip(seconds: number): void {

@@ -11,7 +11,8 @@ export function runFilters(
 ): GatewayError | null | Promise<GatewayError | null> {
   for (let i = 0; i < filters.length; i++) {
     const result = filters[i]!.apply(ctx);
-    if (result instanceof Promise) return continueAsync(filters, ctx, i, result);
+    // The last filter's promise is the chain's answer as it is: no async frame around it.
+    if (result instanceof Promise) return i === filters.length - 1 ? result : continueAsync(filters, ctx, i, result);
     if (result !== null) return result;
   }
   return null;

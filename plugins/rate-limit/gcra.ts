@@ -17,21 +17,27 @@ export interface GcraParams {
   readonly periodUs: number;
   /** Delay variation tolerance: period x burst, in microseconds. */
   readonly toleranceUs: number;
+  /** `"<period> <tolerance>"`: the policy as the Lua script reads it, written once, not per request. */
+  readonly spec: string;
+}
+
+function params(periodUs: number, toleranceUs: number): GcraParams {
+  return { periodUs, toleranceUs, spec: `${periodUs} ${toleranceUs}` };
 }
 
 export function gcraParams(policy: Pick<RateLimitPolicyConfig, 'limit' | 'windowMs' | 'burst'>): GcraParams {
   const periodUs = Math.max(1, Math.round((policy.windowMs * 1000) / policy.limit));
-  return { periodUs, toleranceUs: periodUs * policy.burst };
+  return params(periodUs, periodUs * policy.burst);
 }
 
 /**
  * The parameters for one of N instances when the shared store is gone (`failureMode: local`):
  * limit / N and burst / N, never less than one request at once.
  */
-export function scaledParams(params: GcraParams, instances: number): GcraParams {
-  if (instances <= 1) return params;
-  const periodUs = params.periodUs * instances;
-  return { periodUs, toleranceUs: Math.max(params.toleranceUs, periodUs) };
+export function scaledParams(base: GcraParams, instances: number): GcraParams {
+  if (instances <= 1) return base;
+  const periodUs = base.periodUs * instances;
+  return params(periodUs, Math.max(base.toleranceUs, periodUs));
 }
 
 /** One policy's answer for one request. */

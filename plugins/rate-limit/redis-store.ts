@@ -236,10 +236,7 @@ export class RedisStore implements RateLimitStore {
     const args: (string | number)[] = [batch.keyCount];
     for (const w of waiters) for (const key of w.keys) args.push(key);
     args.push(waiters.length);
-    for (const w of waiters) {
-      args.push(w.keys.length);
-      for (const p of w.params) args.push(p.periodUs, p.toleranceUs);
-    }
+    for (const w of waiters) args.push(specOf(w.params));
     const started = performance.now();
     this.#withDeadline(this.#client.gatewayRateLimit(...args)).then(
       (result) => {
@@ -366,6 +363,19 @@ export class RedisStore implements RateLimitStore {
       );
     });
   }
+}
+
+/** The policies of a request as the script reads them; a route's array is the same each time. */
+const specs = new WeakMap<readonly GcraParams[], string>();
+
+function specOf(params: readonly GcraParams[]): string {
+  if (params.length === 1) return params[0]!.spec;
+  let spec = specs.get(params);
+  if (spec === undefined) {
+    spec = params.map((p) => p.spec).join(' ');
+    specs.set(params, spec);
+  }
+  return spec;
 }
 
 function failureOf(err: unknown): StoreFailure {

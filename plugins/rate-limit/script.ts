@@ -19,24 +19,31 @@
 
 export const RATE_LIMIT_SCRIPT = `
 -- KEYS: the keys of every request of the batch, request after request, policy after policy.
--- ARGV[1]: number of requests; then per request: its number of policies n, then per policy
---          its period (window / limit) and tolerance (period x burst), in microseconds.
+-- ARGV[1]: number of requests; then one string per request: for each of its policies, in KEYS
+--          order, its period (window / limit) and tolerance (period x burst) in microseconds,
+--          space-separated ("50000 2000000 1000 1000000"). A route's string never changes, so the
+--          gateway sends it as it is and each distinct one is parsed once per call.
 -- Returns, per policy in KEYS order: allowed (1/0), remaining, retry-after ms, reset ms.
 if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local parsed = {}
 local out = {}
 local k = 1 -- next key in KEYS
-local a = 2 -- next argument in ARGV
-for _ = 1, tonumber(ARGV[1]) do
-  local n = tonumber(ARGV[a])
-  a = a + 1
+for r = 1, tonumber(ARGV[1]) do
+  local text = ARGV[1 + r]
+  local spec = parsed[text]
+  if spec == nil then
+    spec = {}
+    for number in string.gmatch(text, '%d+') do spec[#spec + 1] = tonumber(number) end
+    parsed[text] = spec
+  end
+  local n = #spec / 2
   local tats, next_tats, oks = {}, {}, {}
   local all = true
   -- First pass: what each policy would say, without writing anything.
   for i = 0, n - 1 do
-    local period = tonumber(ARGV[a + 2 * i])
-    local tolerance = tonumber(ARGV[a + 2 * i + 1])
+    local period, tolerance = spec[2 * i + 1], spec[2 * i + 2]
     -- An absent key (never seen, or expired) is a fully rested one: TAT = now.
     local tat = tonumber(redis.call('GET', KEYS[k + i])) or now
     if tat < now then tat = now end
@@ -47,8 +54,7 @@ for _ = 1, tonumber(ARGV[1]) do
   end
   -- Second pass: move every TAT if all allowed, and report each policy's state.
   for i = 0, n - 1 do
-    local period = tonumber(ARGV[a + 2 * i])
-    local tolerance = tonumber(ARGV[a + 2 * i + 1])
+    local period, tolerance = spec[2 * i + 1], spec[2 * i + 2]
     local tat = tats[i]
     if all then
       tat = next_tats[i]
@@ -65,7 +71,6 @@ for _ = 1, tonumber(ARGV[1]) do
     out[#out + 1] = math.ceil((tat - now) / 1000)
   end
   k = k + n
-  a = a + 2 * n
 end
 return out
 `;

@@ -50,8 +50,8 @@ function volley(store: LocalStore, p: GcraParams, n: number, key = 'k'): number 
 
 describe('gcraParams', () => {
   it('period is window / limit and tolerance is period x burst, in microseconds', () => {
-    expect(params(10, 1_000, 5)).toEqual({ periodUs: 100_000, toleranceUs: 500_000 });
-    expect(params(50, 60_000)).toEqual({ periodUs: 1_200_000, toleranceUs: 60_000_000 });
+    expect(params(10, 1_000, 5)).toEqual({ periodUs: 100_000, toleranceUs: 500_000, spec: '100000 500000' });
+    expect(params(50, 60_000)).toEqual({ periodUs: 1_200_000, toleranceUs: 60_000_000, spec: '1200000 60000000' });
   });
 
   it('a policy without burst gets burst = limit from the config compiler', () => {

@@ -38,10 +38,7 @@ const times = (n: number, request: ScriptRequest): ScriptRequest[] => Array.from
 function scriptArgs(requests: readonly ScriptRequest[]): (string | number)[] {
   const keys = requests.flatMap((r) => r.keys);
   const args: (string | number)[] = [keys.length, ...keys, requests.length];
-  for (const r of requests) {
-    args.push(r.keys.length);
-    for (const p of r.params) args.push(p.periodUs, p.toleranceUs);
-  }
+  for (const r of requests) args.push(r.params.map((p) => p.spec).join(' '));
   return args;
 }
 

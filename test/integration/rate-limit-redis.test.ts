@@ -109,24 +109,46 @@ function expectExactly50(statuses: readonly number[], elapsedMs: number): void {
   expect(allowed).toBeLessThanOrEqual(50 + Math.floor(elapsedMs / 200));
 }
 
-describe('rate limits shared by three gateway processes on one Redis', () => {
-  let redis: TestRedis;
-  let upstream: TestUpstream;
-  let fleet: Fleet;
+/**
+ * Registers the file-level setup of a fleet test: a Redis backend, an upstream, three gateways on
+ * them with their stores up, one client agent; all stopped after the describe block.
+ */
+function useFleet<B extends { stop(): Promise<void> }>(
+  startBackend: () => Promise<B>,
+  redisBlock: (backend: B) => Record<string, unknown>,
+  upTimeoutMs: number,
+): { backend: () => B; fleet: () => Fleet; readonly agent: Agent } {
+  let backend: B | undefined;
+  let upstream: TestUpstream | undefined;
+  let fleet: Fleet | undefined;
   const agent = new Agent({ connections: 128 });
 
   beforeAll(async () => {
-    redis = await TestRedis.start();
+    backend = await startBackend();
     upstream = await new TestUpstream().start();
-    fleet = await startFleet(3, { url: redis.url, commandTimeout: `${COMMAND_TIMEOUT_MS}ms`, failureMode: 'local' }, upstream.url);
-    await allStoresUp(fleet, true, 10_000);
-  }, 60_000);
+    fleet = await startFleet(3, redisBlock(backend), upstream.url);
+    await allStoresUp(fleet, true, upTimeoutMs);
+  }, 90_000);
 
   afterAll(async () => {
     await fleet?.stop();
     await agent.close();
     await upstream?.stop();
-    await redis?.stop();
+    await backend?.stop();
+  });
+
+  return { backend: () => backend!, fleet: () => fleet!, agent };
+}
+
+describe('rate limits shared by three gateway processes on one Redis', () => {
+  const setup = useFleet(() => TestRedis.start(), (redis) => ({ url: redis.url, commandTimeout: `${COMMAND_TIMEOUT_MS}ms`, failureMode: 'local' }), 10_000);
+  const agent = setup.agent;
+  let redis: TestRedis;
+  let fleet: Fleet;
+
+  beforeAll(() => {
+    redis = setup.backend();
+    fleet = setup.fleet();
   });
 
   it('admits exactly 50 of 300 concurrent requests on one key with limit 50 per 10 s', async () => {
@@ -215,27 +237,10 @@ describe('rate limits shared by three gateway processes on one Redis', () => {
 });
 
 describe('rate limits shared by three gateway processes on a Redis Cluster', () => {
-  let cluster: TestRedisCluster;
-  let upstream: TestUpstream;
-  let fleet: Fleet;
-  const agent = new Agent({ connections: 128 });
-
-  beforeAll(async () => {
-    cluster = await TestRedisCluster.start();
-    upstream = await new TestUpstream().start();
-    fleet = await startFleet(3, { cluster: [...cluster.urls], commandTimeout: '200ms' }, upstream.url);
-    await allStoresUp(fleet, true, 15_000);
-  }, 90_000);
-
-  afterAll(async () => {
-    await fleet?.stop();
-    await agent.close();
-    await upstream?.stop();
-    await cluster?.stop();
-  });
+  const setup = useFleet(() => TestRedisCluster.start(), (cluster) => ({ cluster: [...cluster.urls], commandTimeout: '200ms' }), 15_000);
 
   it('admits exactly 50 of 300 concurrent requests on one key with limit 50 per 10 s', async () => {
-    const { statuses, elapsedMs } = await burst(fleet, agent, '/exact', 300);
+    const { statuses, elapsedMs } = await burst(setup.fleet(), setup.agent, '/exact', 300);
     expectExactly50(statuses, elapsedMs);
   });
 });

@@ -5,34 +5,15 @@
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisConfig } from '../../../src/config/types.js';
-import { type DecisionCounter, gcraParams, type RateLimitEvents, RedisStore, type StoreFailure, type Verdict } from '../../../plugins/rate-limit/index.js';
+import { gcraParams, RedisStore, type Verdict } from '../../../plugins/rate-limit/index.js';
 import { type TestRedis, TestRedisCluster } from '../../helpers/redis.js';
 import { sleep, until } from '../../helpers/wait.js';
+import { RecordingEvents } from './recording-events.js';
 
 // The time budget is not what these tests check; a busy 2-core machine must not turn it into a
 // spurious outage.
 const COMMAND_TIMEOUT_MS = 1_000;
 
-class RecordingEvents implements RateLimitEvents {
-  readonly errors: string[] = [];
-  readonly instanceCounts: number[] = [];
-
-  decisionCounter(): DecisionCounter {
-    return { inc(): void {} };
-  }
-
-  storeRoundTrip(): void {}
-
-  storeError(reason: StoreFailure, detail: string): void {
-    this.errors.push(`${reason}: ${detail}`);
-  }
-
-  storeState(): void {}
-
-  instances(count: number): void {
-    this.instanceCounts.push(count);
-  }
-}
 
 let cluster: TestRedisCluster;
 /** Slot → the node serving it, read from the cluster itself. */
@@ -103,7 +84,7 @@ describe('RedisStore on a Redis Cluster', () => {
     const verdict = await store.decide([gcraParams({ limit: 10, windowMs: 1_000, burst: 10 })], [key]);
     expect(verdict).toMatchObject({ kind: 'decided', instances: 1, states: [{ allowed: true, remaining: 9 }] });
     expect(await ownerOf(key).command('EXISTS', key)).toBe(1);
-    expect(events.errors).toEqual([]);
+    expect(events.errorDetails).toEqual([]);
   });
 
   it('300 concurrent decisions on one key from three gateways allow exactly the burst of 50 (plus one per 200 ms elapsed)', async () => {
@@ -118,7 +99,7 @@ describe('RedisStore on a Redis Cluster', () => {
     // GCRA lets one more request through per period (10 s / 50 = 200 ms) that passes meanwhile.
     expect(allowed).toBeGreaterThanOrEqual(50);
     expect(allowed).toBeLessThanOrEqual(50 + Math.floor(elapsedMs / 200));
-    for (const { events } of trio) expect(events.errors).toEqual([]);
+    for (const { events } of trio) expect(events.errorDetails).toEqual([]);
   });
 
   it('keeps keys on different slots and nodes apart: exhausting one leaves the other its full burst', async () => {
@@ -211,7 +192,6 @@ describe('RedisStore on a Redis Cluster', () => {
     for (const v of verdicts) expect(v).toEqual({ kind: 'store_error', allow: true });
 
     await victim.restart();
-    const restartedAt = performance.now();
     await until('cluster_state ok on the returning node', async () => String(await victim.command('CLUSTER', 'INFO')).includes('cluster_state:ok'), 20_000);
     const wholeAt = performance.now();
     await until('Redis to decide the key again', async () => (await store.decide([params], [key])).kind === 'decided', 10_000);

@@ -4,18 +4,10 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisConfig, RedisFailureMode } from '../../../src/config/types.js';
-import {
-  type DecisionCounter,
-  type GcraParams,
-  gcraParams,
-  type RateLimitEvents,
-  RedisStore,
-  type RedisStoreOptions,
-  type StoreFailure,
-  type Verdict,
-} from '../../../plugins/rate-limit/index.js';
+import { type GcraParams, gcraParams, RedisStore, type RedisStoreOptions, type Verdict } from '../../../plugins/rate-limit/index.js';
 import { TestRedis } from '../../helpers/redis.js';
 import { sleep, until } from '../../helpers/wait.js';
+import { RecordingEvents } from './recording-events.js';
 
 const COMMAND_TIMEOUT_MS = 100;
 // What a decision may take beyond commandTimeout: the batching turn and timer lateness on a busy
@@ -23,41 +15,6 @@ const COMMAND_TIMEOUT_MS = 100;
 const SLACK_MS = 50;
 const RECOVERY_MS = 5_000;
 const HEARTBEAT_MS = 200;
-
-class RecordingEvents implements RateLimitEvents {
-  readonly errors = new Map<StoreFailure, number>();
-  readonly errorDetails: string[] = [];
-  readonly states: { up: boolean; reason: string | null; failureMode: string; at: number }[] = [];
-  readonly instanceCounts: number[] = [];
-  roundTrips = 0;
-
-  decisionCounter(): DecisionCounter {
-    return { inc(): void {} };
-  }
-
-  storeRoundTrip(): void {
-    this.roundTrips++;
-  }
-
-  storeError(reason: StoreFailure, detail: string): void {
-    this.errors.set(reason, (this.errors.get(reason) ?? 0) + 1);
-    this.errorDetails.push(`${reason}: ${detail}`);
-  }
-
-  storeState(up: boolean, reason: string | null, failureMode: string): void {
-    this.states.push({ up, reason, failureMode, at: performance.now() });
-  }
-
-  instances(count: number): void {
-    this.instanceCounts.push(count);
-  }
-
-  errorCount(): number {
-    let total = 0;
-    for (const n of this.errors.values()) total += n;
-    return total;
-  }
-}
 
 interface Timed {
   readonly startedAt: number;
@@ -83,11 +40,6 @@ async function stream(store: RedisStore, params: GcraParams, key: string, forMs:
 }
 
 const fromRedis = (v: Verdict): boolean => v.kind === 'decided' && v.instances === 1;
-const summary = (ms: readonly number[]): string => {
-  const sorted = [...ms].sort((a, b) => a - b);
-  const at = (q: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(1);
-  return `n=${sorted.length} p50=${at(0.5)} p99=${at(0.99)} max=${at(1)} ms`;
-};
 
 let redis: TestRedis;
 const stores: RedisStore[] = [];
@@ -171,7 +123,6 @@ describe('RedisStore when Redis is killed', () => {
     const results = await stream(store, params, key, 2_000, 2);
     await killer;
 
-    const latencies = results.map((r) => r.ms);
     const slow = results.filter((r) => r.ms > COMMAND_TIMEOUT_MS + SLACK_MS);
     expect(slow.map((r) => r.ms)).toEqual([]);
 
@@ -350,7 +301,6 @@ describe('RedisStore when Redis is down at start', () => {
     // Longer than the reconnect back-off's cap, so the store must really keep trying.
     await sleep(1_500);
     await redis.restart();
-    const restartedAt = performance.now();
     await until('store up once Redis started', () => store.up, RECOVERY_MS);
     expect(events.states.map((s) => s.up)).toEqual([false, true]);
     const fromRedisNow = await store.decide([params], [key]);

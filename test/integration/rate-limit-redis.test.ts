@@ -110,6 +110,32 @@ function expectExactly50(statuses: readonly number[], elapsedMs: number): void {
 }
 
 /**
+ * Steady load on the route whose limit is never reached: 4 requests in flight per gateway until
+ * stopped; every request's latency and every non-200 status are recorded.
+ */
+function steadyLoad(fleet: Fleet, agent: Agent): { stop(): Promise<{ latencies: number[]; failures: number[] }> } {
+  const latencies: number[] = [];
+  const failures: number[] = [];
+  let running = true;
+  const load = fleet.gateways.flatMap((gw) => Array.from({ length: 4 }, async () => {
+    while (running) {
+      const started = performance.now();
+      const res = await request(`http://127.0.0.1:${gw.port}/steady`, { dispatcher: agent, headers: ONE_KEY });
+      await res.body.dump();
+      latencies.push(performance.now() - started);
+      if (res.statusCode !== 200) failures.push(res.statusCode);
+    }
+  }));
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(load);
+      return { latencies, failures };
+    },
+  };
+}
+
+/**
  * Registers the file-level setup of a fleet test: a Redis backend, an upstream, three gateways on
  * them with their stores up, one client agent; all stopped after the describe block.
  */
@@ -163,25 +189,12 @@ describe('rate limits shared by three gateway processes on one Redis', () => {
 
   it('keeps limiting when Redis dies under load: no request waits past commandTimeout, each gateway allows a third, Redis limiting resumes after a restart', async () => {
     await allSeeInstances(fleet, 3);
-    const latencies: number[] = [];
-    const failures: number[] = [];
-    let running = true;
-    // Steady load: 4 requests in flight per gateway, on the route whose limit is never reached.
-    const load = fleet.gateways.flatMap((gw) => Array.from({ length: 4 }, async () => {
-      while (running) {
-        const started = performance.now();
-        const res = await request(`http://127.0.0.1:${gw.port}/steady`, { dispatcher: agent, headers: ONE_KEY });
-        await res.body.dump();
-        latencies.push(performance.now() - started);
-        if (res.statusCode !== 200) failures.push(res.statusCode);
-      }
-    }));
+    const load = steadyLoad(fleet, agent);
     await sleep(500);
     await redis.kill();
     await allStoresUp(fleet, false, 5_000);
     await sleep(500);
-    running = false;
-    await Promise.all(load);
+    const { latencies, failures } = await load.stop();
 
     expect(failures).toEqual([]);
     expect(latencies.length).toBeGreaterThan(100);
@@ -214,22 +227,12 @@ describe('rate limits shared by three gateway processes on one Redis', () => {
 
   it('treats a stalled Redis (CLIENT PAUSE) like a dead one, and comes back when it answers again', async () => {
     await allStoresUp(fleet, true, 10_000);
-    const latencies: number[] = [];
-    let running = true;
-    const load = fleet.gateways.flatMap((gw) => Array.from({ length: 4 }, async () => {
-      while (running) {
-        const started = performance.now();
-        const res = await request(`http://127.0.0.1:${gw.port}/steady`, { dispatcher: agent, headers: ONE_KEY });
-        await res.body.dump();
-        latencies.push(performance.now() - started);
-        expect(res.statusCode).toBe(200);
-      }
-    }));
+    const load = steadyLoad(fleet, agent);
     await sleep(300);
     await redis.pause(2_000);
     await allStoresUp(fleet, false, 2_000);
-    running = false;
-    await Promise.all(load);
+    const { latencies, failures } = await load.stop();
+    expect(failures).toEqual([]);
     expect(Math.max(...latencies)).toBeLessThanOrEqual(COMMAND_TIMEOUT_MS + 50);
     // The pause ends 2 s after it began; the probes see Redis answer within their next rounds.
     await allStoresUp(fleet, true, 5_000 + 2_000);

@@ -199,5 +199,41 @@ describe('hot reload and drain (real process, real signals)', () => {
       await rm(files.dir, { recursive: true, force: true });
     }
   });
+
+  it('reloads with --watch when a Kubernetes ConfigMap volume swaps its ..data symlink', async () => {
+    // The layout kubelet writes: routes.yaml -> ..data/routes.yaml, ..data -> ..<timestamp>/, and
+    // an update is a new timestamped folder plus an atomic rename of a new ..data link over the old.
+    const { mkdir, mkdtemp, rename, symlink, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { stringify } = await import('yaml');
+    const dir = await mkdtemp(join(tmpdir(), 'gw-configmap-'));
+    const version = async (name: string, routes: Record<string, unknown>): Promise<void> => {
+      await mkdir(join(dir, name));
+      await writeFile(join(dir, name, 'routes.yaml'), stringify(routes));
+      await writeFile(join(dir, name, 'gateway.yaml'), stringify(gatewayYaml(LOGGED)));
+    };
+    await version('..2026_11_23_01_00_00.1', simpleRoutes([a.url]));
+    await symlink('..2026_11_23_01_00_00.1', join(dir, '..data'));
+    await symlink('..data/routes.yaml', join(dir, 'routes.yaml'));
+    await symlink('..data/gateway.yaml', join(dir, 'gateway.yaml'));
+    const gw = await spawnGateway(join(dir, 'gateway.yaml'), ['--watch']);
+    try {
+      expect(await (await request(`http://127.0.0.1:${gw.port}/x`)).body.text()).toBe('a');
+      await version('..2026_11_23_01_05_00.2', simpleRoutes([b.url]));
+      await symlink('..2026_11_23_01_05_00.2', join(dir, '..data_tmp'));
+      await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+      const deadline = Date.now() + 5000;
+      let seen = '';
+      while (Date.now() < deadline && seen !== 'b') {
+        seen = await (await request(`http://127.0.0.1:${gw.port}/x`)).body.text();
+        if (seen !== 'b') await sleep(100);
+      }
+      expect(seen).toBe('b');
+    } finally {
+      gw.child.kill('SIGTERM');
+      await gw.exited;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 

@@ -2,18 +2,19 @@ import { writeFile, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { GatewayMetrics } from './admin/metrics.js';
-import { endpointStateCounts, panicStates } from './admin/dumps.js';
+import { configDump, endpointStateCounts, panicStates, upstreamsDump } from './admin/dumps.js';
 import { createAdminServer } from './admin/server.js';
+import { buildStatusReport, lastReloadOf, routeSummaries, type StatusReport } from './admin/status.js';
 import { UpstreamEventLog } from './admin/upstream-events.js';
 import { BuiltinFilters } from './filters/builtins.js';
 import type { GatewayConfig, ListenerTlsConfig } from './config/types.js';
-import { ConfigError, GatewayError, formatConfigIssue } from './errors.js';
+import { ConfigError, type ConfigIssue, GatewayError, formatConfigIssue } from './errors.js';
 import { HttpsRedirector } from './proxy/redirect.js';
 import { TlsTerminator } from './tls/terminator.js';
 import { ProxyEngine } from './proxy/engine.js';
 import { createPublicListener } from './proxy/listener.js';
 import { SnapshotHolder } from './snapshot/holder.js';
-import { type ReloadResult, Reloader } from './snapshot/reloader.js';
+import { type ReloadResult, Reloader, type StagedReload } from './snapshot/reloader.js';
 import { EndpointRegistry } from './upstream/registry.js';
 
 export interface GatewayOptions {
@@ -21,6 +22,12 @@ export interface GatewayOptions {
   /** Defaults to a pino logger writing JSON lines to stdout at `log.level`. */
   readonly logger?: Logger;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * `worker`: one of several processes serving the same listeners (`workers` > 1). It starts no
+   * admin listener and writes no pid file (the primary does both), and its routes come from the
+   * primary (start's routesText, stageRoutes) rather than from SIGHUP.
+   */
+  readonly role?: 'standalone' | 'worker';
 }
 
 export interface BoundAddress {
@@ -40,6 +47,7 @@ export class Gateway {
   readonly holder = new SnapshotHolder();
   readonly #registry = new EndpointRegistry();
   readonly #reloader: Reloader;
+  readonly #role: 'standalone' | 'worker';
   readonly #filters: BuiltinFilters;
   readonly #listeners: { name: string; app: FastifyInstance }[] = [];
   readonly #certificates: { tls: TlsTerminator; config: ListenerTlsConfig }[] = [];
@@ -50,6 +58,7 @@ export class Gateway {
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
+    this.#role = options.role ?? 'standalone';
     this.log = options.logger ?? pino({ level: options.config.log.level, base: { pid: process.pid } });
     this.metrics = new GatewayMetrics({
       endpointStates: () => endpointStateCounts(this.holder.current, this.#registry.draining()),
@@ -71,11 +80,14 @@ export class Gateway {
     return this.#draining;
   }
 
-  /** Loads the routes file and starts listening; throws ConfigError when the first load fails. */
-  async start(): Promise<void> {
+  /**
+   * Loads the routes file (or `routesText`, its content as the primary read it) and starts
+   * listening; throws ConfigError when the first load fails.
+   */
+  async start(options: { readonly routesText?: string } = {}): Promise<void> {
     // Redis connects in the background: until it answers, limits apply by failureMode.
     this.#filters.start();
-    const first = await this.#reloader.reload();
+    const first = options.routesText === undefined ? await this.#reloader.reload() : (await this.#reloader.stage(options.routesText)).commit();
     if (first.result === 'failure') throw new ConfigError(first.errors);
     // Certificates are checked before anything listens: a bad one fails the start, naming its file.
     const terminators = await Promise.all(this.config.listeners.map((listener, i) => (listener.tls === null
@@ -87,19 +99,20 @@ export class Gateway {
       holder: this.holder,
       metrics: this.metrics,
       accessLog: this.config.log.accessLog ? this.log.child({ log: 'access' }) : null,
+      accessLogSample: this.config.log.accessLogSamplePercent / 100,
       trustedProxies: this.config.trustedProxies,
       bodyLimit: this.config.limits.bodyLimit,
     }));
 
-    this.#admin = createAdminServer({
-      holder: this.holder,
-      metrics: this.metrics,
+    if (this.#role === 'standalone') this.#admin = createAdminServer({
+      readiness: () => this.readiness(),
+      metrics: () => this.metrics.registry.metrics(),
+      config: () => this.configReport(),
+      upstreams: () => this.upstreamsReport(),
       reload: () => this.reload(),
-      isDraining: () => this.#draining,
-      dependenciesReady: () => this.#filters.ready,
-      drainingEndpoints: () => this.#registry.draining(),
+      status: () => this.statusReport(),
     });
-    await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
+    if (this.#admin !== null) await this.#listen(this.#admin, 'admin', this.config.admin.address, this.config.admin.port);
 
     const firstTls = this.config.listeners.find((l) => l.tls !== null);
     const httpsPort = (): number => this.addresses().find((a) => a.name === firstTls?.name)?.port ?? firstTls?.port ?? 443;
@@ -112,6 +125,10 @@ export class Gateway {
       await this.#listen(app, listener.name, listener.address, listener.port);
       this.#listeners.push({ name: listener.name, app });
       if (tls !== null && listener.tls !== null) this.#certificates.push({ tls, config: listener.tls });
+    }
+    if (this.#role === 'worker') {
+      this.log.info({ event: 'worker_started', version: this.holder.current?.version, listeners: this.addresses() }, 'worker started');
+      return;
     }
     if (this.config.pidFile !== null) await writeFile(this.config.pidFile, `${process.pid}\n`);
     this.log.info({ event: 'started', version: this.holder.current?.version, listeners: this.addresses() }, 'gateway started');
@@ -131,11 +148,22 @@ export class Gateway {
    * as a failed reload); the result reports the routes file, which reloads independently.
    */
   async reload(): Promise<ReloadResult> {
-    const [routes] = await Promise.all([this.#reloader.reload(), this.#reloadCertificates()]);
+    const [routes] = await Promise.all([this.#reloader.reload(), this.reloadCertificates()]);
     return routes;
   }
 
-  async #reloadCertificates(): Promise<void> {
+  /** A worker's half of a reload the primary drives: stage the routes text it read (see Reloader.stage). */
+  stageRoutes(text: string): Promise<StagedReload> {
+    return this.#reloader.stage(text);
+  }
+
+  /** A reload another worker could not stage: counted and logged here too. */
+  recordFailedReload(errors: readonly ConfigIssue[]): ReloadResult {
+    return this.#reloader.recordFailure(errors);
+  }
+
+  /** Every TLS listener's certificate files, re-read; a failure keeps the old ones (logged, counted). */
+  async reloadCertificates(): Promise<void> {
     await Promise.all(this.#certificates.map(async ({ tls, config }) => {
       try {
         const result = await tls.reload(config);
@@ -147,6 +175,38 @@ export class Gateway {
         for (const issue of issues) this.log.error({ event: 'tls_reload_failed' }, `certificate reload failed, previous certificates kept: ${issue}`);
       }
     }));
+  }
+
+  /** GET /readyz of this process: a snapshot loaded, not draining, and no dependency missing. */
+  readiness(): { ready: boolean; status: string } {
+    const loaded = this.holder.current !== null;
+    const dependencies = this.#filters.ready;
+    const ready = loaded && !this.#draining && dependencies;
+    return { ready, status: ready ? 'ready' : this.#draining ? 'draining' : !loaded ? 'loading' : 'ratelimit_store_unavailable' };
+  }
+
+  /** GET /upstreams of this process. */
+  upstreamsReport(): object {
+    return upstreamsDump(this.holder.current, this.#registry.draining());
+  }
+
+  /** GET /config of this process; null before the first load. */
+  configReport(): object | null {
+    const snapshot = this.holder.current;
+    return snapshot === null ? null : configDump(snapshot);
+  }
+
+  /** GET /status: this process's figures, gathered as plain data for buildStatusReport. */
+  async statusReport(): Promise<StatusReport> {
+    const current = this.holder.current;
+    return buildStatusReport({
+      version: current?.version ?? null,
+      loadedAt: current?.loadedAt.toISOString() ?? null,
+      lastReload: lastReloadOf(this.#reloader.lastResult),
+      routes: routeSummaries(current?.routesConfig.routes ?? []),
+      upstreams: upstreamsDump(current, this.#registry.draining()),
+      metrics: await this.metrics.registry.getMetricsAsJSON(),
+    });
   }
 
   /** The addresses actually bound (port 0 in config means "any free port", handy for tests). */

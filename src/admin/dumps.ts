@@ -1,6 +1,6 @@
-import type { GatewayConfig, RedisConfig } from '../config/types.js';
+import type { BalancerName, GatewayConfig, RedisConfig } from '../config/types.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
-import type { Endpoint } from '../upstream/endpoint.js';
+import type { EjectionReason, Endpoint, EndpointState } from '../upstream/endpoint.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { EndpointStateCount, PoolPanicState } from './metrics.js';
 
@@ -47,10 +47,45 @@ function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
+// The GET /upstreams shapes (SPEC §5): plain JSON-safe data, times as ISO strings.
+
+export interface EjectionDump {
+  readonly reason: EjectionReason;
+  readonly detail: string;
+  readonly at: string;
+  /** null for an active health check ejection: it lasts until checks pass. */
+  readonly durationMs: number | null;
+  readonly number: number;
+}
+
+export interface EndpointDump {
+  readonly address: string;
+  readonly url: string;
+  readonly weight: number;
+  readonly state: EndpointState;
+  readonly ejections: number;
+  readonly ejectedUntil: string | null;
+  readonly lastEjection: EjectionDump | null;
+  readonly lastCheck: string | null;
+  readonly inFlight: number;
+  readonly latencyEwmaMs: number;
+}
+
+export interface PoolDump {
+  readonly name: string;
+  readonly balancer: BalancerName;
+  readonly panic: boolean;
+  readonly endpoints: readonly EndpointDump[];
+}
+
+export interface UpstreamsDump {
+  readonly upstreams: readonly PoolDump[];
+}
+
 /** GET /upstreams (SPEC §5). */
-export function upstreamsDump(snapshot: Snapshot | null, draining: readonly Endpoint[] = []): object {
+export function upstreamsDump(snapshot: Snapshot | null, draining: readonly Endpoint[] = []): UpstreamsDump {
   if (snapshot === null) return { upstreams: [] };
-  const upstreams = [];
+  const upstreams: PoolDump[] = [];
   for (const pool of snapshot.pools.values()) {
     upstreams.push({
       name: pool.name,
@@ -71,7 +106,7 @@ function departed(pool: UpstreamPool, draining: readonly Endpoint[]): Endpoint[]
   return draining.filter((e) => e.upstream === pool.name && !pool.members.some((m) => m.endpoint === e));
 }
 
-function endpointView(e: Endpoint, weight: number): object {
+function endpointView(e: Endpoint, weight: number): EndpointDump {
   return {
     address: e.address,
     url: e.url,

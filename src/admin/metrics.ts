@@ -143,6 +143,8 @@ export class GatewayMetrics {
 
   readonly ratelimitStoreUp = new Gauge({
     name: 'gateway_ratelimit_store_up',
+    // With workers > 1, /metrics combines every worker's registry: any worker without Redis shows 0.
+    aggregator: 'min',
     help: 'Whether rate-limit decisions go through Redis (1) or not (0: Redis down or slower than commandTimeout, failureMode applies).',
     // Registered only with a redis block (see the constructor): nothing to report without one.
     registers: [],
@@ -166,6 +168,8 @@ export class GatewayMetrics {
 
   readonly ratelimitInstances = new Gauge({
     name: 'gateway_ratelimit_instances',
+    // With workers > 1, /metrics combines every worker's registry: every worker counts the same instances.
+    aggregator: 'max',
     help: 'Gateway instances seen heartbeating into Redis within the last 30 s: the N of limit / N under failureMode local.',
     // Registered only with a redis block (see the constructor): nothing to report without one.
     registers: [],
@@ -187,6 +191,8 @@ export class GatewayMetrics {
 
   readonly configReloads = new Counter({
     name: 'gateway_config_reloads_total',
+    // With workers > 1, /metrics combines every worker's registry: every worker commits the same reloads: one per reload, not one per worker.
+    aggregator: 'max',
     help: 'Routes reloads by result (success or failure).',
     labelNames: ['result'] as const,
     registers: [this.registry],
@@ -194,6 +200,8 @@ export class GatewayMetrics {
 
   readonly lastReloadSuccess = new Gauge({
     name: 'gateway_config_last_reload_success_timestamp_seconds',
+    // With workers > 1, /metrics combines every worker's registry: a worker that missed a reload shows.
+    aggregator: 'min',
     help: 'Unix time of the last successful load of the routes file.',
     registers: [this.registry],
   });
@@ -209,6 +217,8 @@ export class GatewayMetrics {
     }
     this.upstreamEndpoints = new Gauge({
       name: 'gateway_upstream_endpoints',
+      // With workers > 1, /metrics combines every worker's registry: per worker; the most any worker sees.
+      aggregator: 'max',
       help: 'Endpoints per pool and state (healthy, ejected, unhealthy, draining).',
       labelNames: ['upstream', 'state'] as const,
       registers: [this.registry],
@@ -219,6 +229,8 @@ export class GatewayMetrics {
     });
     this.upstreamPanic = new Gauge({
       name: 'gateway_upstream_panic',
+      // With workers > 1, /metrics combines every worker's registry: any worker in panic shows 1.
+      aggregator: 'max',
       help: 'Whether the pool is in panic mode (1): fewer than panicThreshold of its endpoints usable, so it balances over all of them.',
       labelNames: ['upstream'] as const,
       registers: [this.registry],

@@ -1,21 +1,32 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ConfigIssue } from '../errors.js';
-import type { SnapshotHolder } from '../snapshot/holder.js';
 import type { ReloadResult } from '../snapshot/reloader.js';
-import type { Endpoint } from '../upstream/endpoint.js';
-import type { GatewayMetrics } from './metrics.js';
-import { configDump, upstreamsDump } from './dumps.js';
+import type { StatusReport } from './status.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 
-export interface AdminDeps {
-  readonly holder: SnapshotHolder;
-  readonly metrics: GatewayMetrics;
-  readonly reload: () => Promise<ReloadResult>;
-  readonly isDraining: () => boolean;
-  /** False while a dependency the gateway cannot serve without is missing (Redis with failureMode closed). */
-  readonly dependenciesReady?: () => boolean;
-  /** Endpoints no longer listed that are still finishing requests. */
-  readonly drainingEndpoints: () => readonly Endpoint[];
+/** GET /readyz: whether to send traffic here, and the word for why not. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly status: string;
 }
+
+/**
+ * Where the admin listener gets its answers: one gateway process, or the primary of several
+ * worker processes (which asks them and combines their answers).
+ */
+export interface AdminDeps {
+  readonly readiness: () => Readiness | Promise<Readiness>;
+  /** The Prometheus text exposition. */
+  readonly metrics: () => Promise<string>;
+  /** GET /config; null before a configuration is loaded. */
+  readonly config: () => object | null | Promise<object | null>;
+  readonly upstreams: () => object | Promise<object>;
+  readonly reload: () => Promise<ReloadResult>;
+  /** The data behind the status page (GET /status); /status answers 404 without it. */
+  readonly status?: () => Promise<StatusReport>;
+}
+
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /**
  * The admin listener (SPEC §5). A separate server so it can stay up during a drain and never be
@@ -27,29 +38,45 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const loaded = deps.holder.current !== null;
-    const draining = deps.isDraining();
-    const dependencies = deps.dependenciesReady?.() ?? true;
-    const ready = loaded && !draining && dependencies;
-    reply.code(ready ? 200 : 503);
-    return { status: ready ? 'ready' : draining ? 'draining' : !loaded ? 'loading' : 'ratelimit_store_unavailable' };
+    const readiness = await deps.readiness();
+    reply.code(readiness.ready ? 200 : 503);
+    return { status: readiness.status };
   });
 
   app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
+    reply.header('content-type', PROMETHEUS_CONTENT_TYPE);
+    return deps.metrics();
   });
 
   app.get('/config', async (_request, reply) => {
-    const snapshot = deps.holder.current;
-    if (snapshot === null) {
+    const config = await deps.config();
+    if (config === null) {
       reply.code(503);
       return { error: 'no configuration loaded' };
     }
-    return configDump(snapshot);
+    return config;
   });
 
-  app.get('/upstreams', async () => upstreamsDump(deps.holder.current, deps.drainingEndpoints()));
+  app.get('/upstreams', async () => deps.upstreams());
+
+  app.get('/', async (_request, reply) => {
+    reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', STATUS_PAGE_CSP)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer');
+    return STATUS_PAGE_HTML;
+  });
+
+  app.get('/status', async (_request, reply) => {
+    reply.header('cache-control', 'no-store');
+    if (deps.status === undefined) {
+      reply.code(404);
+      return { error: 'status not available' };
+    }
+    return deps.status();
+  });
 
   app.post('/reload', async (_request, reply) => {
     const result = await deps.reload();

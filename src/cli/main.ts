@@ -1,5 +1,11 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { Primary } from '../cluster/primary.js';
+import { runWorker } from '../cluster/worker.js';
+import type { GatewayConfig } from '../config/types.js';
 import { loadGatewayConfig } from '../config/load.js';
 import { ConfigError, GatewayError, formatConfigIssue } from '../errors.js';
 import { Gateway } from '../gateway.js';
@@ -49,7 +55,11 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 async function run(configFile: string, watchRoutes: boolean): Promise<number> {
+  // A forked worker of a `workers: N` gateway: the primary drives it (src/cluster/worker.ts).
+  if (cluster.isWorker) return runWorker(configFile);
   const config = await loadGatewayConfig(configFile);
+  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  if (workers > 1) return runPrimary(configFile, config, workers, watchRoutes);
   const gateway = new Gateway({ config });
   await gateway.start();
 
@@ -66,6 +76,27 @@ async function run(configFile: string, watchRoutes: boolean): Promise<number> {
       stopWatching?.();
       gateway.stop().then(() => resolve(0), (err: unknown) => {
         gateway.log.error({ err }, 'error while draining');
+        resolve(1);
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+/** `workers: N` (N > 1): this process forks and supervises N workers and serves the admin listener. */
+async function runPrimary(configFile: string, config: GatewayConfig, workers: number, watchRoutes: boolean): Promise<number> {
+  const log = pino({ level: config.log.level, base: { pid: process.pid, role: 'primary' } });
+  const primary = new Primary({ configFile, config, workers, log });
+  await primary.start();
+  process.on('SIGHUP', () => void primary.reload('SIGHUP'));
+  const stopWatching = watchRoutes ? watchConfigFile(config.routesFile, () => void primary.reload('file change')) : null;
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string): void => {
+      log.info({ event: 'shutdown_requested', signal }, `${signal}: draining`);
+      stopWatching?.();
+      primary.stop().then(() => resolve(0), (err: unknown) => {
+        log.error({ err }, 'error while draining');
         resolve(1);
       });
     };

@@ -8,7 +8,7 @@ import type { IssueCollector } from './issues.js';
 import { checkIpOrCidr, checkListenAddress, checkRedisUrl } from './normalize.js';
 import type { GatewayFile, ListenerEntry } from './schema.js';
 import { formatFieldPath, type FieldPath } from './source.js';
-import { parseDuration, parseSize } from './units.js';
+import { parseDuration, parsePercent, parseSize } from './units.js';
 
 export function compileGateway(raw: GatewayFile, file: string, issues: IssueCollector): GatewayConfig {
   const folder = dirname(file);
@@ -34,7 +34,11 @@ export function compileGateway(raw: GatewayFile, file: string, issues: IssueColl
     workers: raw.workers ?? GATEWAY_DEFAULTS.workers,
     trustedProxies,
     limits,
-    log: { level: raw.log?.level ?? LOG_DEFAULTS.level, accessLog: raw.log?.accessLog ?? LOG_DEFAULTS.accessLog },
+    log: {
+      level: raw.log?.level ?? LOG_DEFAULTS.level,
+      accessLog: raw.log?.accessLog ?? LOG_DEFAULTS.accessLog,
+      accessLogSamplePercent: parsePercent(raw.log?.accessLogSample ?? LOG_DEFAULTS.accessLogSample),
+    },
     pidFile: raw.pidFile ? resolve(folder, raw.pidFile) : GATEWAY_DEFAULTS.pidFile,
   };
 }

@@ -51,6 +51,7 @@ export const LIMITS_DEFAULTS = Object.freeze({
 export const LOG_DEFAULTS = Object.freeze({
   level: 'info',
   accessLog: true,
+  accessLogSample: '100%',
 } as const);
 
 export const TARGET_DEFAULTS = Object.freeze({

@@ -13,7 +13,8 @@ import { deepFreeze } from './freeze.js';
 import { IssueCollector } from './issues.js';
 import { checkSchema } from './schema-check.js';
 import type { ConfigFileKind, GatewayFile, RoutesFile } from './schema.js';
-import { readConfigSource, type FieldPath } from './source.js';
+import { resolve } from 'node:path';
+import { parseConfigSource, readConfigSource, type FieldPath } from './source.js';
 import type { GatewayConfig, RoutesConfig } from './types.js';
 import { findUnsupportedInGateway, findUnsupportedInRoutes, type UnsupportedUse } from './unsupported.js';
 
@@ -48,8 +49,8 @@ interface Checked<Raw> {
   readonly file: string;
 }
 
-async function checkFile<Raw>(stages: FileStages<Raw, unknown>, file: string, env: Env): Promise<Checked<Raw>> {
-  const source = await readConfigSource(file);
+async function checkFile<Raw>(stages: FileStages<Raw, unknown>, file: string, env: Env, text?: string): Promise<Checked<Raw>> {
+  const source = text === undefined ? await readConfigSource(file) : parseConfigSource(resolve(file), text);
   const issues = new IssueCollector(source);
   const envProblems = interpolateEnv(source, env);
   for (const problem of envProblems) issues.addAtOffset(problem.path, problem.offset, problem.message);
@@ -63,8 +64,8 @@ async function checkFile<Raw>(stages: FileStages<Raw, unknown>, file: string, en
   return { raw: issues.size === 0 ? (data as Raw) : null, issues, file: source.file };
 }
 
-async function loadFile<Raw, Compiled>(stages: FileStages<Raw, Compiled>, file: string, env: Env): Promise<Compiled> {
-  const { raw, issues, file: absolute } = await checkFile(stages, file, env);
+async function loadFile<Raw, Compiled>(stages: FileStages<Raw, Compiled>, file: string, env: Env, text?: string): Promise<Compiled> {
+  const { raw, issues, file: absolute } = await checkFile(stages, file, env, text);
   issues.throwIfAny();
   const compiled = stages.compile(raw as Raw, absolute, issues);
   for (const use of stages.unsupported(raw as Raw)) issues.add(use.path, use.message);
@@ -77,9 +78,13 @@ export async function loadGatewayConfig(file: string, env: Env = process.env): P
   return loadFile(GATEWAY_STAGES, file, env);
 }
 
-/** Loads a routes file. Throws ConfigError listing every problem found, each with its position. */
-export async function loadRoutesConfig(file: string, env: Env = process.env): Promise<RoutesConfig> {
-  return loadFile(ROUTES_STAGES, file, env);
+/**
+ * Loads a routes file. Throws ConfigError listing every problem found, each with its position.
+ * `text`: the file's content as already read (worker processes load exactly what the primary
+ * read, whatever the file holds by then); `file` still names it in errors and anchors paths.
+ */
+export async function loadRoutesConfig(file: string, env: Env = process.env, text?: string): Promise<RoutesConfig> {
+  return loadFile(ROUTES_STAGES, file, env, text);
 }
 
 async function issuesOf<T>(load: Promise<T>): Promise<{ readonly value: T | null; readonly issues: readonly ConfigIssue[] }> {

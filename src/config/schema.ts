@@ -208,6 +208,12 @@ const Log = Obj(
         default: LOG_DEFAULTS.accessLog,
       }),
     ),
+    accessLogSample: opt(
+      Percent({
+        doc: 'Share of requests the access log records (a line with a 5xx status is always written): lowers its cost on busy listeners. 0%-100%',
+        default: LOG_DEFAULTS.accessLogSample,
+      }),
+    ),
   },
   { doc: 'Logging', default: {} },
 );

@@ -60,6 +60,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export interface LogConfig {
   readonly level: LogLevel;
   readonly accessLog: boolean;
+  /** 0..100: share of requests logged; 5xx are always logged. */
+  readonly accessLogSamplePercent: number;
 }
 
 /** Static configuration: read once at start (`gateway.yaml`). */

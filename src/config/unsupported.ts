@@ -25,7 +25,6 @@ function inUpstreams(raw: RoutesFile, uses: (upstream: UpstreamEntry) => string 
 
 
 export const UNSUPPORTED_FEATURES: readonly UnsupportedFeature[] = [
-  { file: 'gateway', feature: 'more than one worker process', find: (g) => (g.workers !== undefined && g.workers !== 1 ? [['workers']] : []) },
   { file: 'routes', feature: 'hashOn: cookie:<name> (sticky sessions)', find: (r) => inUpstreams(r, (u) => (u.hashOn?.startsWith('cookie:') ? 'hashOn' : null)) },
   { file: 'routes', feature: 'matching on headers and query (match)', find: (r) => inRoutes(r, (route) => (route.match ? 'match' : null)) },
   { file: 'routes', feature: 'traffic splitting (split)', find: (r) => inRoutes(r, (route) => (route.split ? 'split' : null)) },

@@ -20,13 +20,15 @@ import { CLIENT_CLOSED_STATUS, type ExchangeRecorder, ProxyExchange } from './ex
 import { upstreamRequestHeaders } from './headers.js';
 import { isWebSocketUpgrade, openTunnel, responseForUpgradeSocket } from './upgrade.js';
 import { classifyUpstreamError } from './upstream-errors.js';
-import { requestIdFor, traceparentFor } from './request-id.js';
+import { clientTraceId, requestIdFor, traceIdOf, traceparentFor } from './request-id.js';
 
 export interface ProxyEngineOptions {
   readonly holder: SnapshotHolder;
   readonly metrics: GatewayMetrics;
   /** Access log destination; null when `log.accessLog` is false. */
   readonly accessLog: Logger | null;
+  /** 0..1: share of requests the access log records; a 5xx is always recorded. */
+  readonly accessLogSample?: number;
   readonly trustedProxies: readonly string[];
   readonly bodyLimit: number;
 }
@@ -74,6 +76,8 @@ interface FinishedRequest {
   readonly websocket: boolean;
   /** What filters handed on (JWT subject, rate-limit decision); null when no filter ran. */
   readonly attributes: ReadonlyMap<string, string> | null;
+  /** The W3C trace id sent upstream (or the client's, for a request never forwarded); null when none. */
+  readonly traceId: string | null;
 }
 
 /** Optional facts about a refused request, for its response, metrics and access log. */
@@ -103,6 +107,7 @@ export class ProxyEngine implements ExchangeRecorder {
   readonly #holder: SnapshotHolder;
   readonly #metrics: GatewayMetrics;
   readonly #accessLog: Logger | null;
+  readonly #accessLogSample: number;
   readonly #trusted: TrustedProxies;
   readonly #bodyLimit: number;
   #draining = false;
@@ -111,6 +116,7 @@ export class ProxyEngine implements ExchangeRecorder {
     this.#holder = options.holder;
     this.#metrics = options.metrics;
     this.#accessLog = options.accessLog;
+    this.#accessLogSample = options.accessLogSample ?? 1;
     this.#trusted = new TrustedProxies(options.trustedProxies);
     this.#bodyLimit = options.bodyLimit;
   }
@@ -211,7 +217,7 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: state.req.method ?? 'GET', host: state.req.headers.host ?? null,
         path: state.target.path, route: state.route.name, upstream: state.route.pool.name, endpoint: null,
         status: CLIENT_CLOSED_STATUS, error: null, bytesIn: 0, bytesOut: 0, startedAt: state.startedAt, upstreamMs: 0,
-        attempts: 0, websocket: false, attributes: ctx.attributes,
+        attempts: 0, websocket: false, attributes: ctx.attributes, traceId: clientTraceId(state.req.headers.traceparent),
       });
       state.snapshot.release();
       return;
@@ -240,17 +246,18 @@ export class ProxyEngine implements ExchangeRecorder {
       return;
     }
     const rewritten = route.rewriter.rewrite(target.path);
+    const traceparent = traceparentFor(req.headers.traceparent);
     const headers = upstreamRequestHeaders(req.headers, {
       host: target.hostHeader ?? target.host ?? member.address,
       clientPeer: state.peer,
       peerTrusted: state.peerTrusted,
       proto: state.proto,
       requestId: state.requestId,
-      traceparent: traceparentFor(req.headers.traceparent),
+      traceparent,
       clientCert: state.proto === 'https' ? clientCertHeader(req.socket) : null,
     }, ctx?.upstreamHeaders ?? null, route.ownedRequestHeaders);
     if (state.upgrade !== null) {
-      this.#tunnel(state, member, headers, ctx?.attributes ?? null);
+      this.#tunnel(state, member, headers, ctx?.attributes ?? null, traceIdOf(traceparent));
       return;
     }
     let body: Readable | null = null;
@@ -271,12 +278,13 @@ export class ProxyEngine implements ExchangeRecorder {
       recorder: this,
       pickContext,
       attributes: ctx?.attributes ?? null,
+      traceId: traceIdOf(traceparent),
     });
     exchange.start(member);
   }
 
   /** A WebSocket connection: one upstream attempt, recorded when the handshake fails or the tunnel closes. */
-  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], attributes: ReadonlyMap<string, string> | null): void {
+  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], attributes: ReadonlyMap<string, string> | null, traceId: string): void {
     const { route, target, upgrade } = state;
     const attemptStarted = performance.now();
     member.endpoint.begin();
@@ -287,7 +295,7 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: 'GET', host: state.req.headers.host ?? null,
         path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status, error,
         bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
-        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, attributes,
+        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, attributes, traceId,
       });
     };
     openTunnel(member.endpoint.dispatcher, {
@@ -337,6 +345,7 @@ export class ProxyEngine implements ExchangeRecorder {
       attempts: exchange.attempts,
       websocket: false,
       attributes: exchange.attributes,
+      traceId: exchange.traceId,
     });
     exchange.snapshot.release();
   }
@@ -380,6 +389,7 @@ export class ProxyEngine implements ExchangeRecorder {
       attempts: 0,
       websocket: false,
       attributes: details.attributes ?? null,
+      traceId: clientTraceId(req.headers.traceparent),
     });
     snapshot?.release();
   }
@@ -391,6 +401,8 @@ export class ProxyEngine implements ExchangeRecorder {
     this.#metrics.requests.labels(routeLabel, methodLabel(r.method), String(r.status)).inc();
     this.#metrics.requestDuration.labels(routeLabel).observe(durationMs / 1000);
     if (this.#accessLog === null) return;
+    // Sampling thins the routine lines; a 5xx is always worth its line.
+    if (this.#accessLogSample < 1 && r.status < 500 && Math.random() >= this.#accessLogSample) return;
     this.#accessLog.info({
       requestId: r.requestId,
       clientIp: r.clientIp,
@@ -410,6 +422,7 @@ export class ProxyEngine implements ExchangeRecorder {
       attempts: r.attempts,
       rateLimit: r.attributes?.get(RATE_LIMIT_DECISION) ?? null,
       jwtSubject: r.attributes?.get(JWT_SUBJECT) ?? null,
+      traceId: r.traceId,
     }, 'request');
   }
 }

@@ -58,6 +58,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly clientIp: string;
   /** What filters handed on (JWT subject, rate-limit decision), for the access log. */
   readonly attributes: ReadonlyMap<string, string> | null;
+  /** The W3C trace id sent upstream, for the access log. */
+  readonly traceId: string;
   readonly startedAt: number;
   readonly method: string;
   /** The normalised path the client asked for (no query: queries may carry secrets). */
@@ -111,6 +113,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     recorder: ExchangeRecorder;
     pickContext: PickContext;
     attributes: ReadonlyMap<string, string> | null;
+    traceId: string;
   }) {
     this.req = init.req;
     this.res = init.res;
@@ -130,6 +133,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // The client may have left while an asynchronous filter ran: its 'close' has fired already.
     if (init.res.destroyed) this.#clientGone = true;
     this.attributes = init.attributes;
+    this.traceId = init.traceId;
     init.res.once('close', this.#onClientClose);
   }
 

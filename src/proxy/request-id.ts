@@ -34,3 +34,13 @@ export function traceparentFor(fromClient: string | string[] | undefined): strin
   while (hex.startsWith('00000000000000000000000000000000') || hex.endsWith('0000000000000000')) hex = nextTraceHex();
   return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`;
 }
+
+/** The trace id of a traceparent (`00-<trace id>-<parent id>-<flags>`). */
+export function traceIdOf(traceparent: string): string {
+  return traceparent.slice(3, 35);
+}
+
+/** The client's trace id when it sent a valid traceparent; null otherwise (nothing was started). */
+export function clientTraceId(fromClient: string | string[] | undefined): string | null {
+  return typeof fromClient === 'string' && VALID_TRACEPARENT.test(fromClient) ? traceIdOf(fromClient) : null;
+}

@@ -18,6 +18,18 @@ export type ReloadResult =
   | { readonly result: 'success'; readonly version: string; readonly changed: boolean }
   | { readonly result: 'failure'; readonly errors: readonly ConfigIssue[] };
 
+/** A reload prepared but not yet live (Reloader.stage). */
+export interface StagedReload {
+  /** The staged configuration's version; null when staging failed. */
+  readonly version: string | null;
+  /** Why staging failed (absent when it succeeded). */
+  readonly errors?: readonly ConfigIssue[];
+  /** Swaps the staged snapshot in (or records the failure) and reports the result. */
+  commit(): ReloadResult;
+  /** Drops the staged snapshot: the running one stays. */
+  abort(): void;
+}
+
 /**
  * SIGHUP, POST /reload and --watch all come here: read → validate → compile → swap, all or nothing.
  * Bursts coalesce: while a reload runs, any number of further requests share one follow-up run
@@ -36,6 +48,7 @@ export class Reloader {
   /** Replaced snapshots whose requests have not all finished yet. */
   readonly #retiredActive = new Set<Snapshot>();
   #running: Promise<ReloadResult> | null = null;
+  #last: { readonly at: Date; readonly result: ReloadResult } | null = null;
   #queued: Promise<ReloadResult> | null = null;
 
   constructor(deps: {
@@ -67,6 +80,19 @@ export class Reloader {
     await this.#filters?.stop();
   }
 
+  /** The last reload's outcome and when it ended; null before the first. */
+  get lastResult(): { readonly at: Date; readonly result: ReloadResult } | null {
+    return this.#last;
+  }
+
+  /**
+   * Records a reload that failed before this process staged anything (another worker process
+   * could not stage it): counted and logged here like any failed reload.
+   */
+  recordFailure(errors: readonly ConfigIssue[]): ReloadResult {
+    return this.#failed(errors);
+  }
+
   reload(): Promise<ReloadResult> {
     if (this.#running === null) {
       this.#running = this.#run().finally(() => {
@@ -82,8 +108,19 @@ export class Reloader {
   }
 
   async #run(): Promise<ReloadResult> {
+    const staged = await this.stage();
+    return staged.commit();
+  }
+
+  /**
+   * The first half of a reload: read (or take `text` as the routes file's content), validate,
+   * fetch what filters need, compile the next snapshot; nothing is swapped. `commit()` then swaps
+   * it in (and reports the failure, when staging failed); `abort()` drops it. Worker processes
+   * stage the same text and commit only once every one of them staged it: all or none.
+   */
+  async stage(text?: string): Promise<StagedReload> {
     try {
-      const routes = await loadRoutesConfig(this.#gateway.routesFile, this.#env);
+      const routes = await loadRoutesConfig(this.#gateway.routesFile, this.#env, text);
       const version = configVersion(routes);
       const current = this.#holder.current;
       // Key material is re-read on every reload, also when the routes file is unchanged (SIGHUP
@@ -91,8 +128,14 @@ export class Reloader {
       const filters = this.#filters;
       await filters?.prepare(routes);
       if (current !== null && current.version === version) {
-        this.#succeeded(version, false);
-        return { result: 'success', version, changed: false };
+        return {
+          version,
+          commit: () => {
+            this.#succeeded(version, false);
+            return { result: 'success', version, changed: false };
+          },
+          abort: () => undefined,
+        };
       }
       await this.#discoveries.prepare(routes.upstreams);
       const next = compileSnapshot(this.#gateway, routes, version, this.#registry, {
@@ -101,27 +144,50 @@ export class Reloader {
         onMembersReplaced: () => this.collectEndpoints(),
         ...(filters === null ? {} : { filtersFor: (route: RouteConfig) => filters.filtersFor(route, routes) }),
       });
-      this.#swap(next);
-      this.#discoveries.retain(routes.upstreams);
-      filters?.retain(routes);
-      this.#succeeded(version, true);
-      return { result: 'success', version, changed: true };
+      return {
+        version,
+        commit: () => {
+          this.#swap(next);
+          this.#discoveries.retain(routes.upstreams);
+          filters?.retain(routes);
+          this.#succeeded(version, true);
+          return { result: 'success', version, changed: true };
+        },
+        abort: () => this.#dropUnused(),
+      };
     } catch (err) {
       const errors: readonly ConfigIssue[] = err instanceof ConfigError
         ? err.issues
         : [{ file: this.#gateway.routesFile, line: 0, col: 0, path: '', message: err instanceof Error ? err.message : String(err) }];
-      // Providers started for the refused configuration are not needed.
-      this.#discoveries.retain(this.#holder.current?.routesConfig.upstreams ?? []);
-      this.#filters?.retain(this.#holder.current?.routesConfig ?? null);
-      this.#metrics.configReloads.inc({ result: 'failure' });
-      for (const issue of errors) this.#log.error({ event: 'reload_failed' }, `reload failed, previous configuration kept: ${formatConfigIssue(issue)}`);
-      return { result: 'failure', errors };
+      this.#dropUnused();
+      return {
+        version: null,
+        errors,
+        commit: () => this.#failed(errors),
+        abort: () => undefined,
+      };
     }
+  }
+
+  /** Providers started for a configuration that is not going live are not needed. */
+  #dropUnused(): void {
+    this.#discoveries.retain(this.#holder.current?.routesConfig.upstreams ?? []);
+    this.#filters?.retain(this.#holder.current?.routesConfig ?? null);
+  }
+
+  /** Counts and logs a reload that failed (here, or in another worker: `errors` say why). */
+  #failed(errors: readonly ConfigIssue[]): ReloadResult {
+    this.#metrics.configReloads.inc({ result: 'failure' });
+    for (const issue of errors) this.#log.error({ event: 'reload_failed' }, `reload failed, previous configuration kept: ${formatConfigIssue(issue)}`);
+    const result: ReloadResult = { result: 'failure', errors };
+    this.#last = { at: new Date(), result };
+    return result;
   }
 
   #succeeded(version: string, changed: boolean): void {
     this.#metrics.configReloads.inc({ result: 'success' });
     this.#metrics.lastReloadSuccess.set(Date.now() / 1000);
+    this.#last = { at: new Date(), result: { result: 'success', version, changed } };
     this.#log.info({ event: 'reload', version, changed }, changed ? `configuration ${version} loaded` : `configuration ${version} unchanged`);
   }
 

@@ -60,7 +60,7 @@ describe('environment interpolation in files', () => {
     const config = await loadGatewayConfig(file, { LISTENER_NAME: 'edge', PORT: '8081' });
     expect(config.listeners[0]).toMatchObject({ name: 'edge', address: '0.0.0.0', port: 8081 });
     expect(config.admin.port).toBe(9901);
-    expect(config.log).toEqual({ level: 'warn', accessLog: false });
+    expect(config.log).toEqual({ level: 'warn', accessLog: false, accessLogSamplePercent: 100 });
     expect(config.pidFile).toBeNull();
   });
 

@@ -37,7 +37,7 @@ describe('defaults', () => {
       keepAliveTimeoutMs: parseDuration(LIMITS_DEFAULTS.keepAliveTimeout),
       shutdownTimeoutMs: parseDuration(LIMITS_DEFAULTS.shutdownTimeout),
     });
-    expect(config.log).toEqual({ level: LOG_DEFAULTS.level, accessLog: LOG_DEFAULTS.accessLog });
+    expect(config.log).toEqual({ level: LOG_DEFAULTS.level, accessLog: LOG_DEFAULTS.accessLog, accessLogSamplePercent: 100 });
     expect(config.pidFile).toBeNull();
   });
 

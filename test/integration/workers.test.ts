@@ -92,6 +92,11 @@ describe('workers: 2', () => {
     const upstreams = JSON.parse((await admin(gw, '/upstreams')).text) as { workers: number; upstreams: { name: string }[] };
     expect(upstreams.workers).toBe(2);
     expect(upstreams.upstreams.map((u) => u.name)).toEqual(['api']);
+    // The status page's data, from the combined metrics: every request of either worker counted.
+    const status = JSON.parse((await admin(gw, '/status')).text) as { routes: { name: string; requests: number }[]; pools: { name: string }[] };
+    expect(status.routes.find((r) => r.name === 'old')?.requests).toBe(metric(after, 'gateway_requests_total{route="old",method="GET",status="200"}'));
+    expect(status.pools.map((p) => p.name)).toEqual(['api']);
+    expect((await admin(gw, '/')).text).toContain('<html');
   });
 
   it('SIGHUP reaches every worker: all serve the new route, /config shows one version', async () => {

@@ -1,6 +1,6 @@
 import { writeFile, rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { GatewayMetrics } from './admin/metrics.js';
 import { configDump, endpointStateCounts, panicStates, upstreamsDump } from './admin/dumps.js';
 import { createAdminServer } from './admin/server.js';
@@ -9,6 +9,7 @@ import { UpstreamEventLog } from './admin/upstream-events.js';
 import { BuiltinFilters } from './filters/builtins.js';
 import type { GatewayConfig, ListenerTlsConfig } from './config/types.js';
 import { ConfigError, type ConfigIssue, GatewayError, formatConfigIssue } from './errors.js';
+import { createLogger } from './logging.js';
 import { HttpsRedirector } from './proxy/redirect.js';
 import { TlsTerminator } from './tls/terminator.js';
 import { ProxyEngine } from './proxy/engine.js';
@@ -59,7 +60,7 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.config = options.config;
     this.#role = options.role ?? 'standalone';
-    this.log = options.logger ?? pino({ level: options.config.log.level, base: { pid: process.pid } });
+    this.log = options.logger ?? createLogger(options.config.log.level, { pid: process.pid });
     this.metrics = new GatewayMetrics({
       endpointStates: () => endpointStateCounts(this.holder.current, this.#registry.draining()),
       panicStates: () => panicStates(this.holder.current),

@@ -2,13 +2,13 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { Primary } from '../cluster/primary.js';
 import { runWorker } from '../cluster/worker.js';
 import type { GatewayConfig } from '../config/types.js';
 import { loadGatewayConfig } from '../config/load.js';
 import { ConfigError, GatewayError, formatConfigIssue } from '../errors.js';
 import { Gateway } from '../gateway.js';
+import { createLogger } from '../logging.js';
 import { runExplain } from './explain.js';
 import { runValidate } from './validate.js';
 import { watchConfigFile } from './watch.js';
@@ -86,7 +86,7 @@ async function run(configFile: string, watchRoutes: boolean): Promise<number> {
 
 /** `workers: N` (N > 1): this process forks and supervises N workers and serves the admin listener. */
 async function runPrimary(configFile: string, config: GatewayConfig, workers: number, watchRoutes: boolean): Promise<number> {
-  const log = pino({ level: config.log.level, base: { pid: process.pid, role: 'primary' } });
+  const log = createLogger(config.log.level, { pid: process.pid, role: 'primary' });
   const primary = new Primary({ configFile, config, workers, log });
   await primary.start();
   process.on('SIGHUP', () => void primary.reload('SIGHUP'));

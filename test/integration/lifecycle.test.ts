@@ -12,6 +12,17 @@ import { TestUpstream } from '../helpers/upstream.js';
 // The process helper reads bound ports and reload events from the JSON log lines.
 const LOGGED = { log: { level: 'info', accessLog: false } };
 
+/** Polls GET /x until the answering upstream names itself `want` (or the time is up): the last answer. */
+async function answerWithin(port: number, want: string, ms: number): Promise<string> {
+  const deadline = Date.now() + ms;
+  let seen = '';
+  while (Date.now() < deadline && seen !== want) {
+    seen = await (await request(`http://127.0.0.1:${port}/x`)).body.text();
+    if (seen !== want) await sleep(100);
+  }
+  return seen;
+}
+
 function whoAmI(name: string) {
   return new TestUpstream((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -186,13 +197,7 @@ describe('hot reload and drain (real process, real signals)', () => {
       const tmp = join(files.dir, '.routes.yaml.tmp');
       await writeFile(tmp, stringify(simpleRoutes([b.url])));
       await rename(tmp, files.routesFile);
-      const deadline = Date.now() + 5000;
-      let seen = '';
-      while (Date.now() < deadline && seen !== 'b') {
-        seen = await (await request(`http://127.0.0.1:${gw.port}/x`)).body.text();
-        if (seen !== 'b') await sleep(100);
-      }
-      expect(seen).toBe('b');
+      expect(await answerWithin(gw.port, 'b', 5000)).toBe('b');
     } finally {
       gw.child.kill('SIGTERM');
       await gw.exited;
@@ -222,13 +227,7 @@ describe('hot reload and drain (real process, real signals)', () => {
       await version('..2026_11_23_01_05_00.2', simpleRoutes([b.url]));
       await symlink('..2026_11_23_01_05_00.2', join(dir, '..data_tmp'));
       await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-      const deadline = Date.now() + 5000;
-      let seen = '';
-      while (Date.now() < deadline && seen !== 'b') {
-        seen = await (await request(`http://127.0.0.1:${gw.port}/x`)).body.text();
-        if (seen !== 'b') await sleep(100);
-      }
-      expect(seen).toBe('b');
+      expect(await answerWithin(gw.port, 'b', 5000)).toBe('b');
     } finally {
       gw.child.kill('SIGTERM');
       await gw.exited;

@@ -14,19 +14,16 @@ import { runRounds, UPSTREAM_COUNT } from './harness/runner.js';
 import { readSettings, settingsOrExit } from './harness/settings.js';
 import type { Target } from './harness/target.js';
 import { bareProxyTarget } from './targets/bare.js';
-import { gatewayTarget } from './targets/gateway.js';
+import { CORE_PATH, CORE_ROUTE_DESCRIPTION, coreRoutes, gatewayTarget } from './targets/gateway.js';
 
 /** The first target is the baseline every ratio is taken against. */
 const TARGETS: readonly Target[] = [
   bareProxyTarget({ name: 'bare', prefix: '/api' }),
   gatewayTarget({
     name: 'gateway',
-    description: `the gateway (dist/src/cli/main.js): one prefix route /api (stripPrefix) over a pool of ${UPSTREAM_COUNT} static endpoints, least-request, metrics on, access log off`,
-    routes: (upstreams) => ({
-      upstreams: { pool: { targets: upstreams.map((url) => ({ url })), balancer: 'least-request' } },
-      routes: [{ name: 'bench', prefix: '/api', upstream: 'pool', stripPrefix: true }],
-    }),
-    path: '/api/items',
+    description: `the gateway (dist/src/cli/main.js): ${CORE_ROUTE_DESCRIPTION}`,
+    routes: coreRoutes,
+    path: CORE_PATH,
   }),
 ];
 

@@ -222,15 +222,44 @@ const CLOCK_TICKS = ((): number => {
  */
 export function cpuSeconds(pid: number | undefined): number | null {
   if (pid === undefined || process.platform !== 'linux') return null;
+  const fields = statFields(pid);
+  if (fields === null) return null;
+  // utime and stime are fields 14 and 15.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : null;
+}
+
+/** /proc/PID/stat from field 3 (state) on: the command name before it may contain spaces. */
+function statFields(pid: number | string): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm)" start at field 3 (state); utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/**
+ * `pid` first, then every process below it (its children, theirs...): a `workers: N` gateway is a
+ * primary and N forked workers, and the CPU it uses is theirs summed. Found from each process's
+ * parent in /proc/PID/stat, because /proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN, which
+ * these VMs' kernels lack. `[pid]` off Linux.
+ */
+export function processTree(pid: number): number[] {
+  if (process.platform !== 'linux') return [pid];
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    // A process may end between the listing and the read: it is then no longer in the tree.
+    const ppid = Number(statFields(entry)?.[1]);
+    if (!Number.isInteger(ppid)) continue;
+    const siblings = children.get(ppid);
+    if (siblings === undefined) children.set(ppid, [Number(entry)]);
+    else siblings.push(Number(entry));
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []).sort((a, b) => a - b));
+  return tree;
 }
 
 /** Per-CPU jiffies from /proc/stat: how busy each core was, whoever used it. */

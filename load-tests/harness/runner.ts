@@ -5,7 +5,7 @@
 import { type LoadResult, runLoad } from './load.js';
 import { UPSTREAM_SERVER } from './paths.js';
 import { loadavg } from 'node:os';
-import { type CpuPinning, ManagedProcess, UPSTREAM_BODY_BYTES, cpuBusyPercent, cpuSeconds, freePorts, httpGet, readCpuTimes, waitForHttp } from './processes.js';
+import { type CpuPinning, ManagedProcess, UPSTREAM_BODY_BYTES, cpuBusyPercent, cpuSeconds, freePorts, httpGet, processTree, readCpuTimes, waitForHttp } from './processes.js';
 import type { BenchSettings } from './settings.js';
 import type { RoundContext, RunningTarget, Target } from './target.js';
 
@@ -31,10 +31,24 @@ export interface Measurement {
   readonly warmup: WarmupSummary | null;
   /** RunningTarget.build, when the target gives one. */
   readonly build: string | null;
-  /** CPU time of the target's process per completed request, in µs; null when not measurable. */
+  /**
+   * CPU time of the target's process per completed request, in µs; null when not measurable. Its
+   * child processes count too (a `workers: N` gateway's workers do the proxying).
+   */
   readonly cpuUsPerRequest: number | null;
-  /** That process's CPU use during the measurement, in % of one core (100 = saturated). */
+  /** Its CPU use during the measurement (children included), in % of one core (100 = saturated). */
   readonly cpuPercent: number | null;
+  /**
+   * The same per process: the target's own first, then its descendants in pid order; cpuPercent is
+   * null for one that ended during the measurement (its CPU is then unknown). Empty without a pid.
+   */
+  readonly processCpuPercent: readonly { readonly pid: number; readonly cpuPercent: number | null }[];
+  /**
+   * What the load side used meanwhile, in % of one core: this process (the load generator, every
+   * thread) and the upstreams' process. Where nothing is pinned they share the cores with the
+   * target, so the target's req/s cannot be read without them.
+   */
+  readonly loadSideCpuPercent: { readonly generator: number; readonly upstreams: number | null } | null;
   /**
    * How busy each CPU was during the measurement, whoever used it (index = CPU number). With the
    * proxy's own share beside it, this says what limited the run: the proxy's core full but the
@@ -91,7 +105,7 @@ export async function runRounds(targets: readonly Target[], settings: BenchSetti
     }
     const context: RoundContext = { upstreams: ports.map((p) => `http://127.0.0.1:${p}`), pinning };
     for (const [i, target] of order.entries()) {
-      const m = await measureTarget(target, context, settings, round, i + 1);
+      const m = await measureTarget(target, context, settings, round, i + 1, upstream.pid);
       measurements.push(m);
       hooks.onMeasurement?.(m);
     }
@@ -107,14 +121,25 @@ export function rotate<T>(items: readonly T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
-async function measureTarget(target: Target, context: RoundContext, settings: BenchSettings, round: number, position: number): Promise<Measurement> {
+async function measureTarget(target: Target, context: RoundContext, settings: BenchSettings, round: number, position: number, upstreamPid: number | undefined): Promise<Measurement> {
   const startedAt = new Date().toISOString();
   const base = { round, position, target: target.name, startedAt, loadAvg1: loadavg()[0] ?? Number.NaN };
   let running: RunningTarget;
   try {
     running = await target.start(context);
   } catch (err) {
-    return { ...base, load: null, warmup: null, build: null, cpuUsPerRequest: null, cpuPercent: null, cpuBusyPercent: null, problems: [`could not start: ${(err as Error).message}`] };
+    return {
+      ...base,
+      load: null,
+      warmup: null,
+      build: null,
+      cpuUsPerRequest: null,
+      cpuPercent: null,
+      processCpuPercent: [],
+      loadSideCpuPercent: null,
+      cpuBusyPercent: null,
+      problems: [`could not start: ${(err as Error).message}`],
+    };
   }
 
   const problems: string[] = [];
@@ -122,6 +147,8 @@ async function measureTarget(target: Target, context: RoundContext, settings: Be
   let warmup: WarmupSummary | null = null;
   let cpuUsPerRequest: number | null = null;
   let cpuPercent: number | null = null;
+  let processCpuPercent: { pid: number; cpuPercent: number | null }[] = [];
+  let loadSideCpuPercent: Measurement['loadSideCpuPercent'] = null;
   let busy: number[] | null = null;
   try {
     const url = `http://127.0.0.1:${running.port}${running.path ?? '/'}`;
@@ -134,14 +161,37 @@ async function measureTarget(target: Target, context: RoundContext, settings: Be
         warmup = { completed: w.completed, errors: w.errors, non2xx: w.non2xx, statusCodes: w.statusCodes };
         problems.push(...loadProblems('warm-up', w));
       }
-      const cpuBefore = cpuSeconds(running.pid);
+      // Listed before the load: a process that appears during it (a worker replaced) is not counted.
+      const tree = running.pid === undefined ? [] : processTree(running.pid);
+      const cpuBefore = tree.map(cpuSeconds);
+      const generatorBefore = process.cpuUsage();
+      const upstreamsBefore = cpuSeconds(upstreamPid);
       const timesBefore = readCpuTimes();
       load = await runLoad({ url, connections: settings.connections, durationS: settings.durationS, headers: running.headers, varyHeader: running.headerSequence, recordLatencies: true });
-      const cpuAfter = cpuSeconds(running.pid);
+      const cpuAfter = tree.map(cpuSeconds);
+      const generator = process.cpuUsage(generatorBefore);
+      const upstreamsAfter = cpuSeconds(upstreamPid);
       busy = cpuBusyPercent(timesBefore, readCpuTimes());
-      if (cpuBefore !== null && cpuAfter !== null && load.completed > 0 && load.durationS > 0) {
-        cpuUsPerRequest = ((cpuAfter - cpuBefore) * 1e6) / load.completed;
-        cpuPercent = ((cpuAfter - cpuBefore) / load.durationS) * 100;
+      const durationS = load.durationS;
+      if (durationS > 0) {
+        const percent = (seconds: number): number => (seconds / durationS) * 100;
+        const used = tree.map((pid, i) => {
+          const before = cpuBefore[i] ?? null;
+          const after = cpuAfter[i] ?? null;
+          return { pid, seconds: before === null || after === null ? null : after - before };
+        });
+        processCpuPercent = used.map(({ pid, seconds }) => ({ pid, cpuPercent: seconds === null ? null : percent(seconds) }));
+        // The target's own process ending is its ManagedProcess's problem; a child's is only seen here.
+        for (const { pid, seconds } of used.slice(1)) if (seconds === null) problems.push(`process ${pid} of the target ended during the measurement: the target's CPU is unknown`);
+        const total = used.length > 0 && used.every((u) => u.seconds !== null) ? used.reduce((sum, u) => sum + (u.seconds ?? 0), 0) : null;
+        if (total !== null && load.completed > 0) {
+          cpuUsPerRequest = (total * 1e6) / load.completed;
+          cpuPercent = percent(total);
+        }
+        loadSideCpuPercent = {
+          generator: percent((generator.user + generator.system) / 1e6),
+          upstreams: upstreamsBefore === null || upstreamsAfter === null ? null : percent(upstreamsAfter - upstreamsBefore),
+        };
       }
       problems.push(...loadProblems('measurement', load));
     }
@@ -151,7 +201,7 @@ async function measureTarget(target: Target, context: RoundContext, settings: Be
     await running.stop();
     problems.push(...running.problems());
   }
-  return { ...base, load, warmup, build: running.build ?? null, cpuUsPerRequest, cpuPercent, cpuBusyPercent: busy, problems };
+  return { ...base, load, warmup, build: running.build ?? null, cpuUsPerRequest, cpuPercent, processCpuPercent, loadSideCpuPercent, cpuBusyPercent: busy, problems };
 }
 
 /** One request before any load: a proxy that answers the wrong thing fast must not look fast. */

@@ -24,7 +24,10 @@ export interface RunningTarget {
   readonly headerSequence?: HeaderSequence;
   /** Identifies the code under test (e.g. a hash of the compiled gateway); compared across rounds. */
   readonly build?: string;
-  /** The process doing the proxying, whose CPU time per request is reported; omit if unknown. */
+  /**
+   * The process doing the proxying, whose CPU time per request is reported (with its child
+   * processes': a `workers: N` gateway's workers); omit if unknown.
+   */
   readonly pid?: number;
   /**
    * Anything that went wrong with the target itself, outside what the load generator saw: an exit

@@ -8,7 +8,19 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { GATEWAY_BUILD_DIRS, GATEWAY_MAIN } from '../harness/paths.js';
 import { ManagedProcess, buildFingerprint, freePorts, waitForHttp } from '../harness/processes.js';
+import { UPSTREAM_COUNT } from '../harness/runner.js';
 import type { RoundContext, RunningTarget, Target } from '../harness/target.js';
+
+/** The route of `npm run bench` (core.ts), shared by the scenarios that vary the gateway around it. */
+export const CORE_ROUTE_DESCRIPTION = `one prefix route /api (stripPrefix) over a pool of ${UPSTREAM_COUNT} static endpoints, least-request, metrics on, access log off`;
+export const CORE_PATH = '/api/items';
+
+export function coreRoutes(upstreams: readonly string[]): Record<string, unknown> {
+  return {
+    upstreams: { pool: { targets: upstreams.map((url) => ({ url })), balancer: 'least-request' } },
+    routes: [{ name: 'bench', prefix: '/api', upstream: 'pool', stripPrefix: true }],
+  };
+}
 
 export interface GatewayScenario {
   readonly name: string;

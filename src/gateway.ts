@@ -87,7 +87,7 @@ export class Gateway {
    */
   async start(options: { readonly routesText?: string } = {}): Promise<void> {
     // Redis connects in the background: until it answers, limits apply by failureMode.
-    this.#filters.start();
+    await this.#filters.start();
     const first = options.routesText === undefined ? await this.#reloader.reload() : (await this.#reloader.stage(options.routesText)).commit();
     if (first.result === 'failure') throw new ConfigError(first.errors);
     // Certificates are checked before anything listens: a bad one fails the start, naming its file.

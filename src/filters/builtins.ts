@@ -18,16 +18,11 @@ import {
   type JwtVerificationResult,
   SILENT_JWT_EVENTS,
 } from '../../plugins/jwt-auth/index.js';
-import {
-  type DecisionCounter,
-  describeKey,
-  PolicyKey,
-  type RateLimitDecision,
-  type RateLimitEvents,
-  RateLimiter,
-  type RateLimiterOptions,
-  type StoreFailure,
-} from '../../plugins/rate-limit/index.js';
+// From the plugin's modules rather than its index, which also exports the Redis store: ioredis is
+// loaded only when gateway.yaml has a redis block (see RateLimiter.create).
+import type { DecisionCounter, RateLimitDecision, RateLimitEvents, StoreFailure } from '../../plugins/rate-limit/events.js';
+import { describeKey, PolicyKey } from '../../plugins/rate-limit/keys.js';
+import { RateLimiter, type RateLimiterOptions } from '../../plugins/rate-limit/limiter.js';
 import type { RequestFilter } from './filter.js';
 
 /** Reports the jwt-auth plugin's events as metrics and structured log lines. */
@@ -113,17 +108,24 @@ export interface BuiltinFiltersOptions {
 export class BuiltinFilters {
   readonly #jwt: JwtProviderRegistry;
   readonly #jwtEvents: JwtEvents;
-  readonly #rateLimiter: RateLimiter;
+  readonly #redis: RedisConfig | null;
+  readonly #rateLimitEvents: RateLimitEvents;
+  readonly #rateLimitOptions: RateLimiterOptions;
+  /** Created by start(): before it, no route can be given a rate-limit filter. */
+  #rateLimiter: RateLimiter | null = null;
   #rateLimitsInUse = false;
 
   constructor(metrics: GatewayMetrics, log: Logger, options: BuiltinFiltersOptions = {}) {
     this.#jwtEvents = new JwtEventLog(metrics, log);
     this.#jwt = new JwtProviderRegistry(this.#jwtEvents, options.jwt ?? {});
-    this.#rateLimiter = new RateLimiter(options.redis ?? null, new RateLimitEventLog(metrics, log), options.rateLimit ?? {});
+    this.#redis = options.redis ?? null;
+    this.#rateLimitEvents = new RateLimitEventLog(metrics, log);
+    this.#rateLimitOptions = options.rateLimit ?? {};
   }
 
-  /** Connects the rate-limit store (in the background: the gateway serves meanwhile, by failureMode). */
-  start(): void {
+  /** Creates the rate-limit store and connects it (in the background: the gateway serves meanwhile, by failureMode). */
+  async start(): Promise<void> {
+    this.#rateLimiter ??= await RateLimiter.create(this.#redis, this.#rateLimitEvents, this.#rateLimitOptions);
     this.#rateLimiter.start();
   }
 
@@ -132,7 +134,7 @@ export class BuiltinFilters {
    * if the live routes file has any.
    */
   get ready(): boolean {
-    return this.#rateLimiter.ready || !this.#rateLimitsInUse;
+    return (this.#rateLimiter?.ready ?? true) || !this.#rateLimitsInUse;
   }
 
   /**
@@ -161,6 +163,7 @@ export class BuiltinFilters {
         if (policy === undefined) throw new Error(`route "${route.name}" names unknown rateLimit "${name}"`);
         return policy;
       });
+      if (this.#rateLimiter === null) throw new Error('rate limits are compiled before the built-in filters were started');
       filters.push(this.#rateLimiter.filterFor(policies));
     }
     return filters;
@@ -175,7 +178,7 @@ export class BuiltinFilters {
   /** Stops JWKS refreshes and closes the rate-limit store. */
   async stop(): Promise<void> {
     this.#jwt.stopAll();
-    await this.#rateLimiter.stop();
+    await this.#rateLimiter?.stop();
   }
 }
 

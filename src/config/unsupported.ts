@@ -2,7 +2,7 @@
 // at the field that uses it, rather than accepted and silently ignored. When a feature lands, its
 // row is deleted here (and from the list in docs/configuration.md, which a test keeps in step).
 
-import type { GatewayFile, RoutesFile, RouteEntry, UpstreamEntry } from './schema.js';
+import type { GatewayFile, RoutesFile, RouteEntry } from './schema.js';
 import type { FieldPath } from './source.js';
 
 export type UnsupportedFeature =
@@ -16,16 +16,8 @@ function inRoutes(raw: RoutesFile, uses: (route: RouteEntry) => string | null): 
   });
 }
 
-function inUpstreams(raw: RoutesFile, uses: (upstream: UpstreamEntry) => string | null): FieldPath[] {
-  return Object.entries(raw.upstreams ?? {}).flatMap(([name, upstream]) => {
-    const field = uses(upstream);
-    return field === null ? [] : [['upstreams', name, field]];
-  });
-}
-
 
 export const UNSUPPORTED_FEATURES: readonly UnsupportedFeature[] = [
-  { file: 'routes', feature: 'hashOn: cookie:<name> (sticky sessions)', find: (r) => inUpstreams(r, (u) => (u.hashOn?.startsWith('cookie:') ? 'hashOn' : null)) },
   { file: 'routes', feature: 'matching on headers and query (match)', find: (r) => inRoutes(r, (route) => (route.match ? 'match' : null)) },
   { file: 'routes', feature: 'traffic splitting (split)', find: (r) => inRoutes(r, (route) => (route.split ? 'split' : null)) },
   { file: 'routes', feature: 'request mirroring (mirror)', find: (r) => inRoutes(r, (route) => (route.mirror ? 'mirror' : null)) },

@@ -51,7 +51,31 @@ export function hashKeyOf(
       return typeof value === 'number' || typeof value === 'boolean' ? String(value) : null;
     }
     case 'cookie':
-      // Refused by the loader until cookie parsing lands with traffic management.
-      return null;
+      return cookieValue(headers.cookie, spec.name);
   }
+}
+
+/**
+ * The value of cookie `name` in a Cookie header (RFC 6265 §5.4: `a=1; b=2`; HTTP/2 clients may
+ * send several headers, which Node joins with `; `), or null. The first occurrence wins, as
+ * browsers send the most specific cookie first. Scanned without splitting or a regex: this runs
+ * per request on sticky pools.
+ */
+export function cookieValue(header: string | undefined, name: string): string | null {
+  if (header === undefined) return null;
+  let start = 0;
+  while (start < header.length) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = header.length;
+    while (start < end && header.charCodeAt(start) === 0x20) start++;
+    const eq = header.indexOf('=', start);
+    if (eq !== -1 && eq < end && eq - start === name.length && header.startsWith(name, start)) {
+      let value = header.slice(eq + 1, end).trim();
+      // A quoted value is the same cookie as its unquoted form (RFC 6265 cookie-value).
+      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+      return value === '' ? null : value;
+    }
+    start = end + 1;
+  }
+  return null;
 }

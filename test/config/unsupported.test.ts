@@ -55,7 +55,6 @@ describe('features validated but not supported yet', () => {
     const file = writeFile('routes.yaml', text);
     const route = (field: string): string => atValue(text, field, 'everything');
     expect(await linesOf(loadRoutesConfig(file))).toEqual([
-      `${file}:${at(text, 'cookie:session')}: upstreams.users.hashOn: hashOn: cookie:<name> (sticky sessions) ${NOT_YET}`,
       `${file}:${route('split')}: routes[0].split: traffic splitting (split) ${NOT_YET}`,
       `${file}:${route('match')}: routes[0].match: matching on headers and query (match) ${NOT_YET}`,
       `${file}:${route('mirror')}: routes[0].mirror: request mirroring (mirror) ${NOT_YET}`,

@@ -117,6 +117,36 @@ describe('balancing over real endpoints', () => {
     }
   });
 
+  it('consistent-hash on cookie:<name> keeps each session on one endpoint (sticky sessions), whatever other cookies come along', async () => {
+    for (const u of ups) u.seen.length = 0;
+    gw = await startGateway({
+      upstreams: { pool: { balancer: 'consistent-hash', hashOn: 'cookie:session', targets: ups.map((u) => ({ url: u.url })) } },
+      routes: [{ name: 'r', prefix: '/', upstream: 'pool' }],
+    });
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let session = 0; session < 40; session++) {
+          // Other cookies change from request to request; only the session cookie may decide.
+          const cookie = `theme=t${round}; session=s${session}; seen=${round * 100 + session}`;
+          const res = await request(`${gw.url}/x`, { headers: { cookie, 'x-request-id': `s${session}-r${round}` } });
+          await res.body.dump();
+        }
+      }
+      const home = new Map<string, string>();
+      for (const u of ups) {
+        for (const seen of u.seen) {
+          const session = String(seen.headers['x-request-id']).split('-')[0]!;
+          expect(home.get(session) ?? u.address).toBe(u.address);
+          home.set(session, u.address);
+        }
+      }
+      expect(home.size).toBe(40);
+      expect(ups.filter((u) => u.seen.length > 0).length).toBeGreaterThan(1);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('slow start: an endpoint added by a reload gets a small share at first, its full share after the window', async () => {
     const fresh = await new TestUpstream(echo).start();
     const routes = (targets: readonly TestUpstream[]): Record<string, unknown> => ({

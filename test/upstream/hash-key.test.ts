@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashKeyOf, parseHashOn } from '../../src/upstream/hash-key.js';
+import { cookieValue, hashKeyOf, parseHashOn } from '../../src/upstream/hash-key.js';
 
 describe('hashKeyOf', () => {
   it('reads ip, a header (first of repeated values) and verified claims; a request without the key has none', () => {
@@ -18,5 +18,26 @@ describe('hashKeyOf', () => {
     expect(hashKeyOf(parseHashOn('header:constructor'), {}, '', null)).toBeNull();
     expect(hashKeyOf(parseHashOn('header:__proto__'), {}, '', null)).toBeNull();
     expect(hashKeyOf(parseHashOn('jwt:constructor'), {}, '', {})).toBeNull();
+  });
+});
+
+describe('cookieValue', () => {
+  it('finds the named cookie among others, first occurrence, quotes removed; none when absent or empty', () => {
+    expect(cookieValue('a=1; session=abc; b=2', 'session')).toBe('abc');
+    expect(cookieValue('session=abc', 'session')).toBe('abc');
+    expect(cookieValue('session="abc"', 'session')).toBe('abc');
+    expect(cookieValue('session=first; session=second', 'session')).toBe('first');
+    // A name that merely ends or starts like it is another cookie.
+    expect(cookieValue('xsession=1; sessionx=2', 'session')).toBeNull();
+    expect(cookieValue('a=1;session=tight', 'session')).toBe('tight');
+    expect(cookieValue('session=', 'session')).toBeNull();
+    expect(cookieValue('', 'session')).toBeNull();
+    expect(cookieValue(undefined, 'session')).toBeNull();
+    expect(cookieValue('session', 'session')).toBeNull();
+  });
+
+  it('is the hash key of a cookie: pool', () => {
+    expect(hashKeyOf(parseHashOn('cookie:sid'), { cookie: 'x=1; sid=u42' }, '', null)).toBe('u42');
+    expect(hashKeyOf(parseHashOn('cookie:sid'), {}, '', null)).toBeNull();
   });
 });

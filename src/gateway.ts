@@ -8,7 +8,7 @@ import { buildStatusReport, lastReloadOf, routeSummaries, type StatusReport } fr
 import { UpstreamEventLog } from './admin/upstream-events.js';
 import { BuiltinFilters } from './filters/builtins.js';
 import type { GatewayConfig, ListenerTlsConfig } from './config/types.js';
-import { ConfigError, type ConfigIssue, GatewayError, formatConfigIssue } from './errors.js';
+import { ConfigError, GatewayError, formatConfigIssue } from './errors.js';
 import { createLogger } from './logging.js';
 import { HttpsRedirector } from './proxy/redirect.js';
 import { TlsTerminator } from './tls/terminator.js';
@@ -158,10 +158,6 @@ export class Gateway {
     return this.#reloader.stage(text);
   }
 
-  /** A reload another worker could not stage: counted and logged here too. */
-  recordFailedReload(errors: readonly ConfigIssue[]): ReloadResult {
-    return this.#reloader.recordFailure(errors);
-  }
 
   /** Every TLS listener's certificate files, re-read; a failure keeps the old ones (logged, counted). */
   async reloadCertificates(): Promise<void> {

@@ -3,7 +3,6 @@
 
 import type { ConfigIssue } from '../errors.js';
 import type { BoundAddress } from '../gateway.js';
-import type { ReloadResult } from '../snapshot/reloader.js';
 
 /** The questions the primary asks a worker. */
 export type WorkerCall =
@@ -39,13 +38,7 @@ export type FromWorker =
   | { readonly gw: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly gw: 'reply'; readonly id: number; readonly ok: false; readonly error: string };
 
-export type CommitAnswer = ReloadResult;
-
-/** Node delivers other messages on the same channel (prom-client's, cluster's own): only ours have `gw`. */
-export function isFromWorker(message: unknown): message is FromWorker {
+/** Node delivers other messages on the same channel (cluster's own): only ours have `gw`. */
+export function isGatewayMessage<T extends FromWorker | ToWorker>(message: unknown): message is T {
   return typeof message === 'object' && message !== null && typeof (message as { gw?: unknown }).gw === 'string';
-}
-
-export function isToWorker(message: unknown): message is ToWorker {
-  return isFromWorker(message);
 }

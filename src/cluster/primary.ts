@@ -21,7 +21,8 @@ import type { GatewayConfig, RouteConfig } from '../config/types.js';
 import { ConfigError, type ConfigIssue, formatConfigIssue, GatewayError } from '../errors.js';
 import type { BoundAddress } from '../gateway.js';
 import type { ReloadResult } from '../snapshot/reloader.js';
-import { type FromWorker, isFromWorker, type Readiness, type StageAnswer, type ToWorker, type WorkerCall } from './messages.js';
+import { type FromWorker, isGatewayMessage, type Readiness, type StageAnswer, type ToWorker, type WorkerCall } from './messages.js';
+import { coalesced } from '../snapshot/coalesce.js';
 import { mergeUpstreams } from './merge.js';
 
 const CALL_TIMEOUT_MS = 5_000;
@@ -114,8 +115,6 @@ export class Primary {
   #admin: FastifyInstance | null = null;
   #draining = false;
   #stopped: Promise<void> | null = null;
-  #running: Promise<ReloadResult> | null = null;
-  #queued: Promise<ReloadResult> | null = null;
   #last: { readonly at: Date; readonly result: ReloadResult } | null = null;
   #consecutiveCrashes = 0;
 
@@ -171,18 +170,10 @@ export class Primary {
   /** SIGHUP, --watch and POST /reload; bursts coalesce into one follow-up run, as in Reloader. */
   reload(reason: string): Promise<ReloadResult> {
     this.#log.info({ event: 'reload_requested', reason }, `reload requested by ${reason}`);
-    if (this.#running === null) {
-      this.#running = this.#reloadAll().finally(() => {
-        this.#running = null;
-      });
-      return this.#running;
-    }
-    this.#queued ??= this.#running.then(() => {
-      this.#queued = null;
-      return this.reload(reason);
-    });
-    return this.#queued;
+    return this.#reloadCoalesced();
   }
+
+  readonly #reloadCoalesced = coalesced(() => this.#reloadAll());
 
   async #reloadAll(): Promise<ReloadResult> {
     let text: string;
@@ -240,7 +231,7 @@ export class Primary {
     this.#handles.set(worker.id, handle);
     return new Promise((resolve, reject) => {
       worker.on('message', (message: unknown) => {
-        if (!isFromWorker(message)) return;
+        if (!isGatewayMessage<FromWorker>(message)) return;
         if (message.gw === 'hello') {
           const init: ToWorker = { gw: 'init', routesText: this.#routesText };
           worker.send(init);

@@ -7,7 +7,7 @@ import { loadGatewayConfig } from '../config/load.js';
 import { ConfigError, formatConfigIssue } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import type { StagedReload } from '../snapshot/reloader.js';
-import { type FromWorker, isToWorker, type ToWorker, type WorkerCall } from './messages.js';
+import { type FromWorker, isGatewayMessage, type ToWorker, type WorkerCall } from './messages.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
@@ -51,8 +51,8 @@ export async function runWorker(configFile: string): Promise<number> {
 
   const started = new Promise<void>((resolve, reject) => {
     process.on('message', (message: unknown) => {
-      if (!isToWorker(message)) return;
-      const m = message as ToWorker;
+      if (!isGatewayMessage<ToWorker>(message)) return;
+      const m = message;
       if (m.gw === 'init') {
         gateway.start({ routesText: m.routesText }).then(resolve, reject);
         return;

@@ -10,6 +10,7 @@ import type { BuiltinFilters } from '../filters/builtins.js';
 import type { RouteConfig } from '../config/types.js';
 import { DiscoveryRegistry } from '../upstream/discovery/registry.js';
 import { type DnsDiscoveryEvents, SILENT_DNS_DISCOVERY_EVENTS } from '../upstream/discovery/dns.js';
+import { coalesced } from './coalesce.js';
 import { compileSnapshot, type UpstreamEvents } from './compile.js';
 import type { SnapshotHolder } from './holder.js';
 import type { Snapshot } from './snapshot.js';
@@ -47,9 +48,7 @@ export class Reloader {
   readonly #filters: BuiltinFilters | null;
   /** Replaced snapshots whose requests have not all finished yet. */
   readonly #retiredActive = new Set<Snapshot>();
-  #running: Promise<ReloadResult> | null = null;
   #last: { readonly at: Date; readonly result: ReloadResult } | null = null;
-  #queued: Promise<ReloadResult> | null = null;
 
   constructor(deps: {
     gateway: GatewayConfig;
@@ -85,27 +84,7 @@ export class Reloader {
     return this.#last;
   }
 
-  /**
-   * Records a reload that failed before this process staged anything (another worker process
-   * could not stage it): counted and logged here like any failed reload.
-   */
-  recordFailure(errors: readonly ConfigIssue[]): ReloadResult {
-    return this.#failed(errors);
-  }
-
-  reload(): Promise<ReloadResult> {
-    if (this.#running === null) {
-      this.#running = this.#run().finally(() => {
-        this.#running = null;
-      });
-      return this.#running;
-    }
-    this.#queued ??= this.#running.then(() => {
-      this.#queued = null;
-      return this.reload();
-    });
-    return this.#queued;
-  }
+  readonly reload: () => Promise<ReloadResult> = coalesced(() => this.#run());
 
   async #run(): Promise<ReloadResult> {
     const staged = await this.stage();

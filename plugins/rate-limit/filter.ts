@@ -20,6 +20,8 @@ export const RATE_LIMIT_FILTER_NAME = 'rate-limit';
 interface CompiledPolicy {
   readonly name: string;
   readonly limit: number;
+  /** RateLimit-Limit while Redis decides: written once, not per response. */
+  readonly limitHeader: string;
   readonly key: PolicyKey;
   readonly allowed: DecisionCounter;
   readonly limited: DecisionCounter;
@@ -41,6 +43,7 @@ export function createRateLimitFilter(
   const compiled: CompiledPolicy[] = policies.map((p) => ({
     name: p.name,
     limit: p.limit,
+    limitHeader: String(p.limit),
     key: new PolicyKey(keyPrefix, p.name, p.key),
     allowed: events.decisionCounter(p.name, 'allowed'),
     limited: events.decisionCounter(p.name, 'limited'),
@@ -72,7 +75,8 @@ export function createRateLimitFilter(
     const state = states[tightest]!;
     const headers = ctx.responseHeaders;
     // While Redis is away each instance enforces limit / N: the header says what applies here.
-    headers['ratelimit-limit'] = String(verdict.instances <= 1 ? compiled[tightest]!.limit : Math.max(1, Math.floor(compiled[tightest]!.limit / verdict.instances)));
+    const policy = compiled[tightest]!;
+    headers['ratelimit-limit'] = verdict.instances <= 1 ? policy.limitHeader : String(Math.max(1, Math.floor(policy.limit / verdict.instances)));
     headers['ratelimit-remaining'] = String(state.remaining);
     headers['ratelimit-reset'] = String(Math.ceil(state.resetMs / 1000));
     if (all) {

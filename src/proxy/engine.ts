@@ -20,7 +20,7 @@ import { CLIENT_CLOSED_STATUS, type ExchangeRecorder, ProxyExchange } from './ex
 import { upstreamRequestHeaders } from './headers.js';
 import { isWebSocketUpgrade, openTunnel, responseForUpgradeSocket } from './upgrade.js';
 import { classifyUpstreamError } from './upstream-errors.js';
-import { clientTraceId, requestIdFor, traceIdOf, traceparentFor } from './request-id.js';
+import { validTraceId, requestIdFor, traceparentFor } from './request-id.js';
 
 export interface ProxyEngineOptions {
   readonly holder: SnapshotHolder;
@@ -76,8 +76,11 @@ interface FinishedRequest {
   readonly websocket: boolean;
   /** What filters handed on (JWT subject, rate-limit decision); null when no filter ran. */
   readonly attributes: ReadonlyMap<string, string> | null;
-  /** The W3C trace id sent upstream (or the client's, for a request never forwarded); null when none. */
-  readonly traceId: string | null;
+  /**
+   * The traceparent sent upstream, or the client's header for a request never forwarded; the
+   * access log's trace id is read from it only when a line is written.
+   */
+  readonly traceparent: string | string[] | undefined;
 }
 
 /** Optional facts about a refused request, for its response, metrics and access log. */
@@ -217,7 +220,7 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: state.req.method ?? 'GET', host: state.req.headers.host ?? null,
         path: state.target.path, route: state.route.name, upstream: state.route.pool.name, endpoint: null,
         status: CLIENT_CLOSED_STATUS, error: null, bytesIn: 0, bytesOut: 0, startedAt: state.startedAt, upstreamMs: 0,
-        attempts: 0, websocket: false, attributes: ctx.attributes, traceId: clientTraceId(state.req.headers.traceparent),
+        attempts: 0, websocket: false, attributes: ctx.attributes, traceparent: state.req.headers.traceparent,
       });
       state.snapshot.release();
       return;
@@ -257,7 +260,7 @@ export class ProxyEngine implements ExchangeRecorder {
       clientCert: state.proto === 'https' ? clientCertHeader(req.socket) : null,
     }, ctx?.upstreamHeaders ?? null, route.ownedRequestHeaders);
     if (state.upgrade !== null) {
-      this.#tunnel(state, member, headers, ctx?.attributes ?? null, traceIdOf(traceparent));
+      this.#tunnel(state, member, headers, ctx?.attributes ?? null, traceparent);
       return;
     }
     let body: Readable | null = null;
@@ -278,13 +281,13 @@ export class ProxyEngine implements ExchangeRecorder {
       recorder: this,
       pickContext,
       attributes: ctx?.attributes ?? null,
-      traceId: traceIdOf(traceparent),
+      traceparent,
     });
     exchange.start(member);
   }
 
   /** A WebSocket connection: one upstream attempt, recorded when the handshake fails or the tunnel closes. */
-  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], attributes: ReadonlyMap<string, string> | null, traceId: string): void {
+  #tunnel(state: RoutedRequest, member: PoolMember, headers: string[], attributes: ReadonlyMap<string, string> | null, traceparent: string): void {
     const { route, target, upgrade } = state;
     const attemptStarted = performance.now();
     member.endpoint.begin();
@@ -295,7 +298,7 @@ export class ProxyEngine implements ExchangeRecorder {
         requestId: state.requestId, clientIp: state.clientIp, method: 'GET', host: state.req.headers.host ?? null,
         path: target.path, route: route.name, upstream: route.pool.name, endpoint: member.address, status, error,
         bytesIn: state.req.socket.bytesRead, bytesOut: state.req.socket.bytesWritten,
-        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, attributes, traceId,
+        startedAt: state.startedAt, upstreamMs, attempts: 1, websocket: true, attributes, traceparent,
       });
     };
     openTunnel(member.endpoint.dispatcher, {
@@ -345,7 +348,7 @@ export class ProxyEngine implements ExchangeRecorder {
       attempts: exchange.attempts,
       websocket: false,
       attributes: exchange.attributes,
-      traceId: exchange.traceId,
+      traceparent: exchange.traceparent,
     });
     exchange.snapshot.release();
   }
@@ -389,7 +392,7 @@ export class ProxyEngine implements ExchangeRecorder {
       attempts: 0,
       websocket: false,
       attributes: details.attributes ?? null,
-      traceId: clientTraceId(req.headers.traceparent),
+      traceparent: req.headers.traceparent,
     });
     snapshot?.release();
   }
@@ -422,7 +425,7 @@ export class ProxyEngine implements ExchangeRecorder {
       attempts: r.attempts,
       rateLimit: r.attributes?.get(RATE_LIMIT_DECISION) ?? null,
       jwtSubject: r.attributes?.get(JWT_SUBJECT) ?? null,
-      traceId: r.traceId,
+      traceId: validTraceId(r.traceparent),
     }, 'request');
   }
 }

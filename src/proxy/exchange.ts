@@ -58,8 +58,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly clientIp: string;
   /** What filters handed on (JWT subject, rate-limit decision), for the access log. */
   readonly attributes: ReadonlyMap<string, string> | null;
-  /** The W3C trace id sent upstream, for the access log. */
-  readonly traceId: string;
+  /** The W3C traceparent sent upstream, for the access log's trace id. */
+  readonly traceparent: string;
   readonly startedAt: number;
   readonly method: string;
   /** The normalised path the client asked for (no query: queries may carry secrets). */
@@ -113,7 +113,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     recorder: ExchangeRecorder;
     pickContext: PickContext;
     attributes: ReadonlyMap<string, string> | null;
-    traceId: string;
+    traceparent: string;
   }) {
     this.req = init.req;
     this.res = init.res;
@@ -133,7 +133,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // The client may have left while an asynchronous filter ran: its 'close' has fired already.
     if (init.res.destroyed) this.#clientGone = true;
     this.attributes = init.attributes;
-    this.traceId = init.traceId;
+    this.traceparent = init.traceparent;
     init.res.once('close', this.#onClientClose);
   }
 

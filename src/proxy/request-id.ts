@@ -40,7 +40,7 @@ export function traceIdOf(traceparent: string): string {
   return traceparent.slice(3, 35);
 }
 
-/** The client's trace id when it sent a valid traceparent; null otherwise (nothing was started). */
-export function clientTraceId(fromClient: string | string[] | undefined): string | null {
+/** The trace id of a valid traceparent (the one sent upstream, or the client's); null otherwise. */
+export function validTraceId(fromClient: string | string[] | undefined): string | null {
   return typeof fromClient === 'string' && VALID_TRACEPARENT.test(fromClient) ? traceIdOf(fromClient) : null;
 }
